@@ -1,0 +1,1 @@
+//! The lrmf command-line tool.

@@ -1,0 +1,2 @@
+//! The `lrmf` binary: see `lrmf --help`.
+fn main() {}

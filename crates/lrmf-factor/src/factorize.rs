@@ -1,0 +1,119 @@
+//! Building the strategy matrix C of each method (MATH.md §4).
+
+use crate::Method;
+use crate::error::{FactorError, invalid};
+use lrmf_linalg::series::{self, Algorithm};
+use lrmf_linalg::{DenseLower, LinearOperator, LowerTriangular, ToeplitzLower};
+use lrmf_schedule::LrSchedule;
+use lrmf_workload::Workload;
+
+/// Largest n for the O(n³) dense methods (`dense-sqrt`, the SVD lower bound).
+pub const MAX_DENSE_N: usize = 4096;
+
+/// Anything that factorizes a workload `W = B·C`: the seam for user-supplied strategies.
+pub trait Factorizer {
+    /// A short name for reports.
+    fn name(&self) -> String;
+    /// The factorization of `w` (B is implied: `B = W·C⁻¹` with the true W).
+    fn factorize(&self, w: &Workload) -> Result<Factorization, FactorError>;
+}
+
+/// A factorization: the strategy C; B is always `W·C⁻¹` with the true workload.
+#[derive(Debug, Clone)]
+pub struct Factorization {
+    /// The method's name.
+    pub name: String,
+    /// The band p, for banded methods.
+    pub band: Option<usize>,
+    /// The strategy matrix C.
+    pub c: LowerTriangular,
+}
+
+/// A built-in method with its parameters: band p and geometric rate α.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FactorSpec {
+    /// The method.
+    pub method: Method,
+    /// The band p (required by banded methods, ignored by the others).
+    pub band: Option<usize>,
+    /// The geometric rate α used by the lr- methods (`T^α_k = α^k T_k`).
+    pub alpha: f64,
+}
+
+impl FactorSpec {
+    /// A spec with an explicit α (finite, > 0). A banded method without a band is an error.
+    pub fn new(method: Method, band: Option<usize>, alpha: f64) -> Result<Self, FactorError> {
+        if method.is_banded() && band.is_none() {
+            return Err(invalid("band", format!("method {method} needs --band p (1 ≤ p ≤ n)")));
+        }
+        if !(alpha.is_finite() && alpha > 0.0) {
+            return Err(invalid("lr-decay", format!("the geometric rate α = {alpha} must be finite and > 0")));
+        }
+        Ok(Self {
+            method,
+            band: if method.is_banded() { band } else { None },
+            alpha,
+        })
+    }
+
+    /// A spec whose α is the schedule's geometric surrogate `β^{1/(n−1)}` (exact for the
+    /// exponential schedule).
+    pub fn for_schedule(method: Method, band: Option<usize>, schedule: &LrSchedule) -> Result<Self, FactorError> {
+        Self::new(method, band, schedule.geometric_rate())
+    }
+
+    fn band_for(&self, n: usize) -> Result<usize, FactorError> {
+        let p = self.band.ok_or_else(|| invalid("band", format!("method {} needs --band p", self.method)))?;
+        if p == 0 || p > n {
+            return Err(invalid("band", format!("{p} is outside 1..=n = {n}")));
+        }
+        Ok(p)
+    }
+}
+
+impl Factorizer for FactorSpec {
+    fn name(&self) -> String {
+        self.method.name().to_string()
+    }
+
+    /// Cost: identity O(1); sqrt O(n log n); bsr O(p²) (O(p log p) for large p); bisr the same;
+    /// dense-sqrt O(n³/6) (n ≤ [`MAX_DENSE_N`]).
+    fn factorize(&self, w: &Workload) -> Result<Factorization, FactorError> {
+        let n = w.n();
+        let alpha = if self.method.is_lr_aware() { self.alpha } else { 1.0 };
+        // T (or T^α) truncated to the length the method needs.
+        let series_of = |len: usize| series::scale_powers(&w.toeplitz_series(len), alpha);
+        let c = match self.method {
+            Method::Identity => LowerTriangular::Identity { n },
+            Method::Sqrt | Method::LrSqrt => {
+                let s = series::sqrt(&series_of(n), n, Algorithm::Auto)?;
+                LowerTriangular::Toeplitz(ToeplitzLower::new(n, s)?)
+            }
+            Method::Bsr | Method::LrBsr => {
+                let p = self.band_for(n)?;
+                let s = series::sqrt(&series_of(p), p, Algorithm::Auto)?;
+                LowerTriangular::Toeplitz(ToeplitzLower::new(n, s)?)
+            }
+            Method::Bisr | Method::LrBisr => {
+                let p = self.band_for(n)?;
+                let d = series::inverse_sqrt(&series_of(p), p, Algorithm::Auto)?;
+                LowerTriangular::InverseToeplitz(ToeplitzLower::new(n, d)?)
+            }
+            Method::DenseSqrt => {
+                if n > MAX_DENSE_N {
+                    return Err(invalid(
+                        "n",
+                        format!("dense-sqrt is O(n³): n = {n} exceeds its limit {MAX_DENSE_N}"),
+                    ));
+                }
+                let wd = DenseLower::new(w.to_dense())?;
+                LowerTriangular::Dense(wd.sqrt()?)
+            }
+        };
+        Ok(Factorization {
+            name: self.name(),
+            band: self.band,
+            c,
+        })
+    }
+}

@@ -1,0 +1,26 @@
+//! Matrix factorizations `W = B·C` of the training workload, and their errors (MATH.md §4–§6).
+//!
+//! A [`Factorizer`] turns a [`Workload`](lrmf_workload::Workload) into a [`Factorization`], whose
+//! strategy `C` is a structured [`LowerTriangular`](lrmf_linalg::LowerTriangular); `B = W·C⁻¹` is
+//! never stored but evaluated through the structure ([`metrics`]). The built-in methods:
+//!
+//! | method | C | memory of C |
+//! |---|---|---|
+//! | identity (DP-SGD) | I | O(1) |
+//! | sqrt / lr-sqrt | `Toep(√T)` / `Toep(√T^α)` | O(n) |
+//! | bsr / lr-bsr | first p coefficients of `√T` / `√T^α` | O(p) |
+//! | bisr / lr-bisr | `Toep(first p coefficients of (√T)⁻¹)⁻¹` (band on C⁻¹) | O(p) |
+//! | dense-sqrt | `W^{1/2}` (triangular Schur) | O(n²) |
+//!
+//! T is the constant-rate Toeplitz series of the workload; `T^α_k = α^k T_k` carries the schedule
+//! (exactly for the exponential schedule, as the geometric surrogate α = β^{1/(n−1)} otherwise).
+
+mod error;
+mod factorize;
+mod method;
+pub mod metrics;
+
+pub use error::FactorError;
+pub use factorize::{FactorSpec, Factorization, Factorizer, MAX_DENSE_N};
+pub use method::Method;
+pub use metrics::{Errors, errors, lower_bound};

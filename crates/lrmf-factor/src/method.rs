@@ -1,0 +1,95 @@
+//! The names of the built-in factorization methods.
+
+use crate::error::{FactorError, invalid};
+use std::fmt;
+use std::str::FromStr;
+
+/// A built-in factorization method (MATH.md §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// C = I: DP-SGD with independent noise.
+    Identity,
+    /// C = Toep(√T).
+    Sqrt,
+    /// C = Toep(√T^α), the paper's C_α.
+    LrSqrt,
+    /// Banded C: the first p coefficients of √T.
+    Bsr,
+    /// Banded C: the first p coefficients of √T^α.
+    LrBsr,
+    /// Banded C⁻¹: the first p coefficients of (√T)⁻¹.
+    Bisr,
+    /// Banded C⁻¹: the first p coefficients of (√T^α)⁻¹.
+    LrBisr,
+    /// C = W^{1/2}, the principal square root of the true workload (dense, O(n³)).
+    DenseSqrt,
+}
+
+impl Method {
+    /// Every method, in the order of the paper's tables.
+    pub const ALL: [Method; 8] = [
+        Method::Identity,
+        Method::Sqrt,
+        Method::LrSqrt,
+        Method::Bsr,
+        Method::LrBsr,
+        Method::Bisr,
+        Method::LrBisr,
+        Method::DenseSqrt,
+    ];
+
+    /// The command-line name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Method::Identity => "identity",
+            Method::Sqrt => "sqrt",
+            Method::LrSqrt => "lr-sqrt",
+            Method::Bsr => "bsr",
+            Method::LrBsr => "lr-bsr",
+            Method::Bisr => "bisr",
+            Method::LrBisr => "lr-bisr",
+            Method::DenseSqrt => "dense-sqrt",
+        }
+    }
+
+    /// True for the methods that need a band p.
+    pub fn is_banded(&self) -> bool {
+        matches!(self, Method::Bsr | Method::LrBsr | Method::Bisr | Method::LrBisr)
+    }
+
+    /// True for the learning-rate-aware methods.
+    pub fn is_lr_aware(&self) -> bool {
+        matches!(self, Method::LrSqrt | Method::LrBsr | Method::LrBisr)
+    }
+
+    /// The schedule-blind counterpart of an lr- method (itself otherwise).
+    pub fn plain(&self) -> Method {
+        match self {
+            Method::LrSqrt => Method::Sqrt,
+            Method::LrBsr => Method::Bsr,
+            Method::LrBisr => Method::Bisr,
+            m => *m,
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Method {
+    type Err = FactorError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Method::ALL.into_iter().find(|m| m.name() == s).ok_or_else(|| {
+            invalid(
+                "method",
+                format!(
+                    "unknown method '{s}'; allowed: {}",
+                    Method::ALL.map(|m| m.name()).join(", ")
+                ),
+            )
+        })
+    }
+}

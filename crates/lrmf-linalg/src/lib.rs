@@ -1,0 +1,28 @@
+//! Lower-triangular structured linear algebra for matrix-factorization mechanisms.
+//!
+//! Every matrix in this project is lower-triangular (causal): a step's noise or output may depend
+//! only on earlier steps. Three structures cover all the factorizations of the paper:
+//!
+//! - [`ToeplitzLower`]: `Toep(c)`, the lower-triangular Toeplitz matrix with first column `c`
+//!   (a *banded* one when `c` has fewer than `n` entries). Products, inverses and square roots of
+//!   such matrices are products, inverses and square roots of truncated power series ([`series`]).
+//! - [`DenseLower`]: a general lower-triangular matrix (faer), for `dense-sqrt` and for oracles.
+//! - [`LowerTriangular`]: the closed set of shapes a factor `C` takes (identity, Toeplitz,
+//!   inverse of a Toeplitz, dense), with `apply`, `apply_transpose`, `solve` and `to_dense`.
+//!
+//! Everything here is pure, deterministic f64 arithmetic with no IO.
+
+mod dense;
+mod error;
+pub mod fft;
+mod lower;
+pub mod series;
+mod toeplitz;
+
+pub use dense::DenseLower;
+pub use error::LinalgError;
+pub use lower::{LinearOperator, LowerTriangular};
+pub use toeplitz::ToeplitzLower;
+
+/// Re-export of the dense matrix type used in `to_dense` results.
+pub use faer::Mat;

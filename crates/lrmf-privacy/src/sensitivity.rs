@@ -1,0 +1,496 @@
+//! Sensitivity of a strategy matrix C under single participation and b-min-separation
+//! (MATH.md §5), with the regime of each formula checked, never assumed.
+//!
+//! # Privacy contract
+//! [`sensitivity`] returns a value that is **never below** the true sensitivity
+//! `max_π ‖Σ_{j∈π} C[:, j]‖₂` over index sets π with |π| ≤ k and pairwise gaps ≥ b, up to the
+//! f64 rounding of C's own coefficients:
+//! - the O(n·k) closed form (BSR, Theorem 2) is used **only** after checking its precondition:
+//!   C lower-triangular Toeplitz with coefficients `c ≥ 0` and non-increasing;
+//! - outside it, the minimum of upper bounds that are each provably ≥ the true value
+//!   ([`SensitivityKind::UpperBound`]), or brute force when the number of sets is small
+//!   ([`SensitivityKind::Exact`]);
+//! - every value is multiplied by `1 + 2(n + k + 2)·u` (u = 2⁻⁵³), which covers the rounding of
+//!   the sums of squares and the square root (Higham, Accuracy and Stability, §4.2), so the
+//!   floating-point evaluation cannot round the guarantee down.
+
+use lrmf_linalg::{LinearOperator, LowerTriangular, Mat};
+use std::fmt;
+use thiserror::Error;
+
+/// Invalid participation parameters, naming the flag and the allowed range.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum SensitivityError {
+    /// A parameter is out of range.
+    #[error("invalid --{flag}: {message}")]
+    Invalid {
+        /// The CLI flag.
+        flag: &'static str,
+        /// What is allowed.
+        message: String,
+    },
+}
+
+fn invalid(flag: &'static str, message: impl Into<String>) -> SensitivityError {
+    SensitivityError::Invalid {
+        flag,
+        message: message.into(),
+    }
+}
+
+/// How an example may participate: at most `k` times, any two participations at least
+/// `min_sep` steps apart (b-min-separation). `k = 1` is single participation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Participation {
+    min_sep: usize,
+    k: usize,
+}
+
+impl Participation {
+    /// Single participation (every example contributes to at most one step).
+    pub fn single() -> Self {
+        Self { min_sep: 1, k: 1 }
+    }
+
+    /// b-min-separation with at most k participations, validated against the number of steps n:
+    /// `k ≥ 1`, `b ≥ 1` when `k > 1`, and `k ≤ ⌈n/b⌉`.
+    pub fn new(n: usize, min_sep: Option<usize>, k: usize) -> Result<Self, SensitivityError> {
+        if k == 0 {
+            return Err(invalid("participations", "must be ≥ 1"));
+        }
+        let b = match (min_sep, k) {
+            (Some(0), _) => return Err(invalid("min-sep", "must be ≥ 1")),
+            (Some(b), _) => b,
+            (None, 1) => 1,
+            (None, _) => {
+                return Err(invalid(
+                    "min-sep",
+                    format!("--participations {k} > 1 needs --min-sep b (the minimum gap between participations)"),
+                ));
+            }
+        };
+        let max_k = n.div_ceil(b);
+        if k > max_k {
+            return Err(invalid(
+                "participations",
+                format!("{k} exceeds ⌈n/min-sep⌉ = ⌈{n}/{b}⌉ = {max_k}"),
+            ));
+        }
+        Ok(Self { min_sep: b, k })
+    }
+
+    /// The minimum separation b.
+    pub fn min_sep(&self) -> usize {
+        self.min_sep
+    }
+
+    /// The maximum number of participations k.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+}
+
+/// Which formula produced a sensitivity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SensitivityKind {
+    /// The BSR closed form, inside its checked regime (equal to the true value).
+    ClosedForm,
+    /// Exactly the maximum (identity, single participation, or brute force).
+    Exact,
+    /// A value provably ≥ the true sensitivity.
+    UpperBound,
+}
+
+impl SensitivityKind {
+    /// `"closed-form"`, `"exact"` or `"upper-bound"`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::ClosedForm => "closed-form",
+            Self::Exact => "exact",
+            Self::UpperBound => "upper-bound",
+        }
+    }
+}
+
+impl fmt::Display for SensitivityKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A sensitivity value, what kind of value it is, and the formula that gave it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sensitivity {
+    /// The value (never below the true sensitivity; see the module's privacy contract).
+    pub value: f64,
+    /// Closed form, exact or upper bound.
+    pub kind: SensitivityKind,
+    /// The formula used, in words.
+    pub how: &'static str,
+}
+
+const U: f64 = f64::EPSILON / 2.0;
+
+fn round_up(value: f64, n: usize, k: usize) -> f64 {
+    value * (1.0 + 2.0 * (n + k + 2) as f64 * U)
+}
+
+/// Brute force is used while (number of valid sets) × n stays below this.
+const BRUTE_FORCE_WORK: f64 = 2e7;
+/// The Gram dynamic program is used while n²·k stays below this.
+const GRAM_DP_WORK: f64 = 1e9;
+
+/// The sensitivity of C under `p` (see the module's privacy contract).
+///
+/// | C | k = 1 | k > 1 |
+/// |---|---|---|
+/// | identity | 1, exact | √k, exact |
+/// | Toeplitz c ≥ 0, non-increasing | ‖c‖, exact | closed form O(n·k) |
+/// | other Toeplitz | ‖c‖, exact | min(majorant O(n·k), Gram DP O(n²k), brute force) |
+/// | dense | max column norm O(n²), exact | min(triangle O(n²), Gram DP O(n³ + n²k), brute force) |
+pub fn sensitivity(c: &LowerTriangular, p: Participation) -> Result<Sensitivity, SensitivityError> {
+    let n = c.n();
+    // Re-validate against this n (the participation may have been built for another size).
+    let p = Participation::new(n, Some(p.min_sep), p.k)?;
+    let (b, k) = (p.min_sep, p.k);
+    if let LowerTriangular::Identity { .. } = c {
+        return Ok(Sensitivity {
+            value: round_up((k as f64).sqrt(), n, k),
+            kind: SensitivityKind::Exact,
+            how: "identity: √k",
+        });
+    }
+    if let Some(coeffs) = c.toeplitz_coeffs(n) {
+        let norm = coeffs.iter().map(|v| v * v).sum::<f64>().sqrt();
+        if k == 1 {
+            return Ok(Sensitivity {
+                value: round_up(norm, n, k),
+                kind: SensitivityKind::Exact,
+                how: "single participation: norm of the first column",
+            });
+        }
+        if let Some(v) = closed_form_toeplitz(&coeffs, b, k) {
+            return Ok(Sensitivity {
+                value: round_up(v, n, k),
+                kind: SensitivityKind::ClosedForm,
+                how: "BSR Theorem 2: ‖Σ_{i<k} shift_{ib}(c)‖ (c ≥ 0, non-increasing checked)",
+            });
+        }
+        if let Some(v) = brute_force_if_small(c, b, k) {
+            return Ok(Sensitivity {
+                value: round_up(v, n, k),
+                kind: SensitivityKind::Exact,
+                how: "brute force over all valid participation sets",
+            });
+        }
+        let mut best = (majorant_bound(&coeffs, b, k), "closed form on the non-increasing majorant of |c|");
+        if (n as f64).powi(2) * k as f64 <= GRAM_DP_WORK {
+            let v = gram_dp_bound(&toeplitz_gram(&coeffs), b, k);
+            if v < best.0 {
+                best = (v, "dynamic program over |CᵀC|");
+            }
+        }
+        return Ok(Sensitivity {
+            value: round_up(best.0, n, k),
+            kind: SensitivityKind::UpperBound,
+            how: best.1,
+        });
+    }
+    // Dense C.
+    let dense = c.to_dense();
+    let col_norms: Vec<f64> = (0..n)
+        .map(|j| (j..n).map(|i| dense[(i, j)] * dense[(i, j)]).sum::<f64>().sqrt())
+        .collect();
+    let max_col = col_norms.iter().fold(0.0f64, |m, v| m.max(*v));
+    if k == 1 {
+        return Ok(Sensitivity {
+            value: round_up(max_col, n, k),
+            kind: SensitivityKind::Exact,
+            how: "single participation: largest column norm",
+        });
+    }
+    if let Some(v) = brute_force_if_small(c, b, k) {
+        return Ok(Sensitivity {
+            value: round_up(v, n, k),
+            kind: SensitivityKind::Exact,
+            how: "brute force over all valid participation sets",
+        });
+    }
+    // Triangle inequality: ‖Σ_{j∈π} C e_j‖ ≤ sum of the k largest column norms.
+    let mut sorted = col_norms.clone();
+    sorted.sort_by(|a, b| b.total_cmp(a));
+    let mut best = (sorted.iter().take(k).sum::<f64>(), "triangle inequality over the k largest columns");
+    if (n as f64).powi(2) * k as f64 <= GRAM_DP_WORK {
+        let gram = &dense.transpose() * &dense;
+        let v = gram_dp_bound(&gram, b, k);
+        if v < best.0 {
+            best = (v, "dynamic program over |CᵀC|");
+        }
+    }
+    Ok(Sensitivity {
+        value: round_up(best.0, n, k),
+        kind: SensitivityKind::UpperBound,
+        how: best.1,
+    })
+}
+
+/// `‖Σ_{i<k} shift_{i·b}(c)‖₂`, the BSR closed form (Theorem 2), or `None` when its precondition
+/// (`c ≥ 0` and non-increasing) fails. O(n·k).
+///
+/// # Privacy contract
+/// Equal to the true b-min-separation sensitivity of `Toep(c)` inside the regime; outside it the
+/// closed form can under-state the sensitivity, so it is not evaluated.
+pub fn closed_form_toeplitz(c: &[f64], b: usize, k: usize) -> Option<f64> {
+    if c.iter().any(|v| *v < 0.0) || c.windows(2).any(|w| w[1] > w[0]) {
+        return None;
+    }
+    Some(shifted_sum_norm(c, b, k))
+}
+
+fn shifted_sum_norm(c: &[f64], b: usize, k: usize) -> f64 {
+    let n = c.len();
+    let mut v = vec![0.0; n];
+    for i in 0..k {
+        let s = i * b;
+        if s >= n {
+            break;
+        }
+        for (o, ci) in v[s..].iter_mut().zip(c) {
+            *o += ci;
+        }
+    }
+    v.iter().map(|x| x * x).sum::<f64>().sqrt()
+}
+
+/// An upper bound for any Toeplitz C: the closed form applied to the least non-increasing
+/// majorant `ĉ_k = max_{i≥k} |c_i|`. Valid because `|Σ_j c_{t−j}| ≤ Σ_j ĉ_{t−j}` entrywise and
+/// `Toep(ĉ)` is inside the closed form's regime. O(n·k).
+pub fn majorant_bound(c: &[f64], b: usize, k: usize) -> f64 {
+    let mut hat = vec![0.0; c.len()];
+    let mut run = 0.0f64;
+    for i in (0..c.len()).rev() {
+        run = run.max(c[i].abs());
+        hat[i] = run;
+    }
+    shifted_sum_norm(&hat, b, k)
+}
+
+/// `X = CᵀC` for `C = Toep(c)` (n×n) by the recurrence `X[i, j] = X[i+1, j+1] + c_{n−1−i} c_{n−1−j}`. O(n²).
+fn toeplitz_gram(c: &[f64]) -> Mat<f64> {
+    let n = c.len();
+    let mut x = Mat::<f64>::zeros(n, n);
+    for d in 0..n {
+        // Diagonal j − i = d, walked from the bottom-right corner up.
+        let mut acc = 0.0;
+        for i in (0..n - d).rev() {
+            let j = i + d;
+            acc += c[n - 1 - i] * c[n - 1 - j];
+            x[(i, j)] = acc;
+            x[(j, i)] = acc;
+        }
+    }
+    x
+}
+
+/// Best sum of at most `m` weights chosen from `w` with pairwise index gaps ≥ b: returns
+/// `best[m']` for every m' ≤ m (non-decreasing in m'). O(len·m).
+fn separated_best(w: &[f64], b: usize, m: usize) -> Vec<f64> {
+    let len = w.len();
+    if len == 0 || m == 0 {
+        return vec![0.0; m + 1];
+    }
+    // f[pos][c]: best with c picks among w[0..=pos].
+    let mut f = vec![vec![0.0f64; m + 1]; len];
+    for pos in 0..len {
+        for cnt in 1..=m {
+            let skip = if pos > 0 { f[pos - 1][cnt] } else { 0.0 };
+            let take = w[pos] + if pos >= b { f[pos - b][cnt - 1] } else { 0.0 };
+            f[pos][cnt] = skip.max(take).max(f[pos][cnt - 1]);
+        }
+    }
+    f[len - 1].clone()
+}
+
+/// An upper bound from `X = CᵀC`: `sens² = max_π Σ_{i,j∈π} X_ij ≤ max_π Σ_{i∈π} u_i`, where
+/// `u_i = |X_ii| + (best sum of |X_ij| over ≤ k−1 further indices j forming a valid set with i)`.
+/// Both maxima are exact dynamic programs over b-separated sets. O(n²·k).
+pub fn gram_dp_bound(x: &Mat<f64>, b: usize, k: usize) -> f64 {
+    let n = x.nrows();
+    let mut u = vec![0.0; n];
+    for i in 0..n {
+        let row: Vec<f64> = (0..n).map(|j| x[(i, j)].abs()).collect();
+        let left = if i >= b { separated_best(&row[..=i - b], b, k - 1) } else { vec![0.0; k] };
+        let right = if i + b < n { separated_best_rev(&row[i + b..], b, k - 1) } else { vec![0.0; k] };
+        let mut best = 0.0f64;
+        for l in 0..k {
+            best = best.max(left[l] + right[k - 1 - l]);
+        }
+        u[i] = row[i] + best;
+    }
+    let total = separated_best(&u, b, k);
+    total[k].max(0.0).sqrt()
+}
+
+fn separated_best_rev(w: &[f64], b: usize, m: usize) -> Vec<f64> {
+    let rev: Vec<f64> = w.iter().rev().copied().collect();
+    separated_best(&rev, b, m)
+}
+
+/// Number of non-empty index sets of size ≤ k in 0..n with gaps ≥ b. O(n·k), saturating.
+fn count_sets(n: usize, b: usize, k: usize) -> f64 {
+    // g[pos][c]: sets with c elements whose largest element is pos.
+    let mut g = vec![vec![0.0f64; k + 1]; n];
+    let mut total = 0.0;
+    // prefix[pos][c] = Σ_{q ≤ pos} g[q][c]
+    let mut prefix = vec![vec![0.0f64; k + 1]; n];
+    for pos in 0..n {
+        g[pos][1] = 1.0;
+        for c in 2..=k {
+            g[pos][c] = if pos >= b { prefix[pos - b][c - 1] } else { 0.0 };
+        }
+        for c in 1..=k {
+            prefix[pos][c] = g[pos][c] + if pos > 0 { prefix[pos - 1][c] } else { 0.0 };
+            total += g[pos][c];
+        }
+    }
+    total
+}
+
+fn brute_force_if_small(c: &LowerTriangular, b: usize, k: usize) -> Option<f64> {
+    let n = c.n();
+    if count_sets(n, b, k) * n as f64 > BRUTE_FORCE_WORK {
+        return None;
+    }
+    Some(brute_force(&c.to_dense(), b, k))
+}
+
+/// The exact sensitivity `max_π ‖Σ_{j∈π} C[:, j]‖₂` by enumerating every valid π
+/// (|π| ≤ k, gaps ≥ b). Exponential in n: the test oracle, and used for tiny problems.
+pub fn brute_force(c: &Mat<f64>, b: usize, k: usize) -> f64 {
+    let n = c.nrows();
+    let cols: Vec<Vec<f64>> = (0..n).map(|j| (0..n).map(|i| c[(i, j)]).collect()).collect();
+    let mut best = 0.0f64;
+    let mut acc = vec![0.0; n];
+    fn go(cols: &[Vec<f64>], start: usize, left: usize, b: usize, acc: &mut [f64], best: &mut f64) {
+        for j in start..cols.len() {
+            for (a, v) in acc.iter_mut().zip(&cols[j]) {
+                *a += v;
+            }
+            let norm2: f64 = acc.iter().map(|v| v * v).sum();
+            *best = best.max(norm2);
+            if left > 1 {
+                go(cols, j + b, left - 1, b, acc, best);
+            }
+            for (a, v) in acc.iter_mut().zip(&cols[j]) {
+                *a -= v;
+            }
+        }
+    }
+    go(&cols, 0, k, b, &mut acc, &mut best);
+    best.sqrt()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lrmf_linalg::{DenseLower, ToeplitzLower};
+    use proptest::prelude::*;
+
+    fn check(c: &LowerTriangular, b: usize, k: usize) -> Sensitivity {
+        let p = Participation::new(c.n(), Some(b), k).unwrap();
+        let s = sensitivity(c, p).unwrap();
+        let exact = brute_force(&c.to_dense(), b, k);
+        assert!(s.value >= exact, "{s:?} under-states the exact {exact}");
+        if s.kind != SensitivityKind::UpperBound {
+            assert!((s.value - exact).abs() <= 1e-12 * exact.max(1.0), "{s:?} vs {exact}");
+        }
+        s
+    }
+
+    fn toeplitz(c: Vec<f64>) -> LowerTriangular {
+        LowerTriangular::Toeplitz(ToeplitzLower::new(c.len(), c).unwrap())
+    }
+
+    #[test]
+    fn identity_and_known_values() {
+        let s = check(&LowerTriangular::Identity { n: 10 }, 3, 4);
+        assert!((s.value - 2.0).abs() < 1e-14);
+        // Prefix sum, single participation: ‖ones(n)‖ = √n.
+        let s = check(&toeplitz(vec![1.0; 9]), 1, 1);
+        assert!((s.value - 3.0).abs() < 1e-14);
+        assert_eq!(s.kind, SensitivityKind::Exact);
+        let s = sensitivity(&toeplitz(lrmf_linalg::series::r(200)), Participation::new(200, Some(20), 10).unwrap()).unwrap();
+        assert_eq!(s.kind, SensitivityKind::ClosedForm);
+    }
+
+    #[test]
+    fn increasing_coefficients_are_bounded_not_closed_form() {
+        // c increasing: the closed form's precondition fails.
+        let c: Vec<f64> = (0..40).map(|k| 1.0 + 0.9f64.powi(k as i32) * -0.5).collect();
+        let big = toeplitz(c);
+        let s = sensitivity(&big, Participation::new(40, Some(5), 8).unwrap()).unwrap();
+        assert_eq!(s.kind, SensitivityKind::UpperBound);
+        let small: Vec<f64> = (0..12).map(|k| 1.0 - 0.5 * 0.9f64.powi(k as i32)).collect();
+        check(&toeplitz(small), 3, 4);
+    }
+
+    #[test]
+    fn bad_participation_is_an_error() {
+        assert!(Participation::new(10, Some(0), 2).is_err());
+        assert!(Participation::new(10, None, 2).is_err());
+        assert!(Participation::new(10, Some(3), 5).is_err());
+        assert!(Participation::new(10, Some(3), 0).is_err());
+        assert!(Participation::new(10, Some(3), 4).is_ok());
+    }
+
+    #[test]
+    fn gram_dp_bound_dominates_on_dense() {
+        let m = Mat::from_fn(9, 9, |i, j| if j <= i { ((i * 7 + j * 3) % 5) as f64 - 2.0 } else { 0.0 });
+        let mut m = m;
+        for i in 0..9 {
+            m[(i, i)] = 1.0 + i as f64;
+        }
+        let exact = brute_force(&m, 2, 3);
+        let c = LowerTriangular::Dense(DenseLower::new(m.clone()).unwrap());
+        assert!(gram_dp_bound(&(&m.transpose() * &m), 2, 3) >= exact);
+        check(&c, 2, 3);
+    }
+
+    proptest! {
+        #[test]
+        fn closed_form_equals_brute_force(raw in prop::collection::vec(0.0f64..1.0, 1..=12), b in 1usize..5, k in 1usize..6) {
+            let n = raw.len();
+            let k = k.min(n.div_ceil(b));
+            let mut c = raw;
+            c.sort_by(|a, b| b.total_cmp(a));
+            let exact = brute_force(&toeplitz(c.clone()).to_dense(), b, k);
+            let closed = closed_form_toeplitz(&c, b, k).unwrap();
+            prop_assert!((closed - exact).abs() <= 1e-12 * exact.max(1.0));
+            check(&toeplitz(c), b, k);
+        }
+
+        #[test]
+        fn bounds_dominate_brute_force(raw in prop::collection::vec(-1.0f64..1.0, 1..=12), b in 1usize..5, k in 1usize..6) {
+            let n = raw.len();
+            let k = k.min(n.div_ceil(b));
+            let exact = brute_force(&toeplitz(raw.clone()).to_dense(), b, k);
+            prop_assert!(majorant_bound(&raw, b, k) >= exact * (1.0 - 1e-12));
+            prop_assert!(gram_dp_bound(&toeplitz_gram(&raw), b, k) >= exact * (1.0 - 1e-12));
+            let dense = Mat::from_fn(n, n, |i, j| if j <= i { raw[(i * 5 + j) % n] } else { 0.0 });
+            let exact = brute_force(&dense, b, k);
+            prop_assert!(gram_dp_bound(&(&dense.transpose() * &dense), b, k) >= exact * (1.0 - 1e-12));
+        }
+
+        #[test]
+        fn non_decreasing_in_k(raw in prop::collection::vec(-1.0f64..1.0, 2..=40), b in 1usize..6) {
+            let n = raw.len();
+            let c = toeplitz(raw);
+            let mut prev = 0.0;
+            for k in 1..=n.div_ceil(b) {
+                let s = sensitivity(&c, Participation::new(n, Some(b), k).unwrap()).unwrap();
+                prop_assert!(s.value >= prev * (1.0 - 1e-12), "k = {k}: {} < {prev}", s.value);
+                prev = s.value;
+            }
+        }
+    }
+}

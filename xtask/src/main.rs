@@ -1,0 +1,2 @@
+//! `cargo xtask`: experiment orchestration.
+fn main() {}
