@@ -1,0 +1,89 @@
+//! Prepares the real shared archives once and prints timings, file sizes and sanity statistics
+//! (developer tool for measuring the set-up; `cargo xtask data` is the user-facing command).
+//!
+//! Usage: `cargo run --release -p lrmf-data --example prepare_real -- <archive dir> <data root>`
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use lrmf_data::setup::{CIFAR10_ARCHIVE_NAME, IMDB_ARCHIVE_NAME};
+use lrmf_data::{Cifar10, Imdb, Normalization, Split, Tokenizer, prepare_cifar10, prepare_imdb};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() != 3 {
+        return Err("usage: prepare_real <archive dir> <data root>".into());
+    }
+    let (src, dest) = (PathBuf::from(&args[1]), PathBuf::from(&args[2]));
+
+    let t = Instant::now();
+    let files = prepare_cifar10(&src.join(CIFAR10_ARCHIVE_NAME), &dest)?;
+    println!("prepare_cifar10: {:.2} s", t.elapsed().as_secs_f64());
+    for p in files.train.iter().chain(std::iter::once(&files.test)) {
+        println!("  {} {} bytes", p.display(), std::fs::metadata(p)?.len());
+    }
+    let t = Instant::now();
+    let again = prepare_cifar10(&src.join(CIFAR10_ARCHIVE_NAME), &dest)?;
+    println!(
+        "prepare_cifar10 again: {:.4} s (same: {})",
+        t.elapsed().as_secs_f64(),
+        again == files
+    );
+
+    for split in [Split::Train, Split::Test] {
+        let t = Instant::now();
+        let ds = Cifar10::load_with(&dest, split, Normalization::UnitRange)?;
+        println!(
+            "load {split:?} (unit range): n = {}, {:.2} s, channel means = {:?}, class counts = {:?}",
+            ds.n,
+            t.elapsed().as_secs_f64(),
+            ds.channel_means(),
+            ds.class_counts()
+        );
+        let first: Vec<u8> = ds.labels[..20].to_vec();
+        println!("  first 20 labels: {first:?}");
+    }
+    let ds = Cifar10::load(&dest, Split::Train)?;
+    println!(
+        "load Train (standard): channel means = {:?}",
+        ds.channel_means()
+    );
+
+    let t = Instant::now();
+    let imdb = prepare_imdb(&src.join(IMDB_ARCHIVE_NAME), &dest)?;
+    println!(
+        "prepare_imdb: {:.2} s, {:?}",
+        t.elapsed().as_secs_f64(),
+        imdb
+    );
+    let t = Instant::now();
+    prepare_imdb(&src.join(IMDB_ARCHIVE_NAME), &dest)?;
+    println!("prepare_imdb again: {:.4} s", t.elapsed().as_secs_f64());
+
+    for split in [Split::Train, Split::Test] {
+        let t = Instant::now();
+        let ds = Imdb::load(&dest, split, 10_000, 256)?;
+        let unk = ds.tokens.iter().filter(|&&id| id == 1).count();
+        let used: usize = ds.lengths.iter().map(|&l| l as usize).sum();
+        let pos = ds.labels.iter().filter(|&&l| l == 1).count();
+        println!(
+            "Imdb::load {split:?} K=10000 L=256: n = {}, pos = {pos}, {:.2} s, unk rate = {:.4}, mean length = {:.1}, truncated = {}",
+            ds.n,
+            t.elapsed().as_secs_f64(),
+            unk as f64 / used as f64,
+            used as f64 / ds.n as f64,
+            ds.lengths
+                .iter()
+                .filter(|&&l| l as usize == ds.max_len)
+                .count()
+        );
+    }
+    let t = Instant::now();
+    let bytes = Imdb::load_with(&dest, Split::Train, &Tokenizer::Bytes, 1024)?;
+    println!(
+        "Imdb bytes L=1024: n = {}, {:.2} s",
+        bytes.n,
+        t.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
