@@ -1,0 +1,25 @@
+//! Streaming correlated noise `σ·C⁻¹Z` over a secure, seekable ChaCha20 stream, with
+//! checkpointable state — the piece that turns any SGD loop into a matrix-factorization mechanism.
+//!
+//! - [`gaussian`]: the base noise `Z` — key ([`Seed`], [`Key`]), the fixed key-stream layout of
+//!   (step, coordinate), and the Box–Muller transform; [`base_noise`] exposes any slice of `Z`.
+//! - [`CorrelatedNoise`] (trait [`NoiseGenerator`]): `σ·(C⁻¹Z)_t` step by step, streaming (ring
+//!   buffers) or regenerating (O(d) memory), parallel over fixed coordinate chunks,
+//!   bit-identical for any thread count, with [`NoiseState`] save/restore.
+//! - [`Rounding`], [`snap_release`]: mitigations of floating-point attacks (Mironov 2012).
+//! - [`write_npy`], [`generate_matrix`]: the whole noise matrix as a NumPy file (CLI).
+
+mod error;
+pub mod gaussian;
+mod generator;
+mod npy;
+mod snap;
+
+pub use error::NoiseError;
+pub use gaussian::{Key, Seed, base_noise, base_noise_row};
+pub use generator::{
+    AUTO_MEMORY_BUDGET, CHUNK, CorrelatedNoise, Mode, NoiseGenerator, NoiseState, Rounding,
+    STATE_VERSION, generate_matrix,
+};
+pub use npy::write_npy;
+pub use snap::snap_release;
