@@ -1,0 +1,260 @@
+//! Low-level kernels shared by the layers: matrix products through candle's CPU gemm, zero-copy
+//! access to a tensor's f32 storage, channels-last `im2col`/`col2im`, and a small scoped-thread
+//! helper that spreads per-example loops over the available cores.
+
+use candle_core::{Device, Storage, Tensor};
+
+use crate::{Result, TrainError};
+
+/// Wraps an owned row-major buffer as a CPU tensor of the given shape (no copy).
+pub(crate) fn tensor(data: Vec<f32>, shape: &[usize]) -> Result<Tensor> {
+    Ok(Tensor::from_vec(data, shape, &Device::Cpu)?)
+}
+
+/// Copies a borrowed row-major buffer into a CPU tensor of the given shape.
+pub(crate) fn tensor_from_slice(data: &[f32], shape: &[usize]) -> Result<Tensor> {
+    Ok(Tensor::from_slice(data, shape, &Device::Cpu)?)
+}
+
+/// Runs `f` on the contiguous f32 storage of `t` without copying it.
+///
+/// Fails when `t` is not a contiguous f32 CPU tensor.
+pub(crate) fn with_slice<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    let (storage, layout) = t.storage_and_layout();
+    let Storage::Cpu(cpu) = &*storage else {
+        return Err(TrainError::Other(
+            "model tensors must live on the CPU".into(),
+        ));
+    };
+    let data = cpu.as_slice::<f32>()?;
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        return Err(TrainError::Other("expected a contiguous tensor".into()));
+    };
+    Ok(f(&data[start..end]))
+}
+
+/// Copies a tensor (any layout) into a row-major `Vec<f32>`.
+pub(crate) fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
+    Ok(t.flatten_all()?.to_vec1::<f32>()?)
+}
+
+/// Number of worker threads used by the per-example loops (the same count candle's gemm uses).
+pub(crate) fn num_threads() -> usize {
+    candle_core::utils::get_num_threads().max(1)
+}
+
+/// Splits `out` into `items` equal consecutive blocks of `block` values and calls
+/// `f(item_index, block_slice)` for each, spreading the items over [`num_threads`] scoped threads.
+///
+/// Complexity: the work of `f` over all items, divided over the threads.
+pub(crate) fn par_blocks<F>(out: &mut [f32], block: usize, f: F)
+where
+    F: Fn(usize, &mut [f32]) + Sync,
+{
+    if block == 0 || out.is_empty() {
+        return;
+    }
+    let items = out.len() / block;
+    let threads = num_threads().min(items).max(1);
+    if threads == 1 {
+        for (i, chunk) in out.chunks_mut(block).enumerate() {
+            f(i, chunk);
+        }
+        return;
+    }
+    let per_thread = items.div_ceil(threads);
+    std::thread::scope(|scope| {
+        for (t, part) in out.chunks_mut(per_thread * block).enumerate() {
+            let f = &f;
+            scope.spawn(move || {
+                for (j, chunk) in part.chunks_mut(block).enumerate() {
+                    f(t * per_thread + j, chunk);
+                }
+            });
+        }
+    });
+}
+
+/// Geometry of a stride-1, square-kernel, zero-padded 2-D convolution on channels-last data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ConvGeometry {
+    /// Input height.
+    pub h: usize,
+    /// Input width.
+    pub w: usize,
+    /// Input channels.
+    pub c: usize,
+    /// Kernel side k.
+    pub k: usize,
+    /// Zero padding on each side.
+    pub pad: usize,
+}
+
+impl ConvGeometry {
+    /// Output height H + 2·pad − k + 1.
+    pub fn out_h(&self) -> usize {
+        self.h + 2 * self.pad + 1 - self.k
+    }
+    /// Output width W + 2·pad − k + 1.
+    pub fn out_w(&self) -> usize {
+        self.w + 2 * self.pad + 1 - self.k
+    }
+    /// Columns of the im2col matrix, k·k·C (ordered (ky, kx, c)).
+    pub fn cols(&self) -> usize {
+        self.k * self.k * self.c
+    }
+}
+
+/// `im2col` for `n` channels-last images (N×H×W×C): row (n, oy, ox) of the result holds the
+/// k×k×C input patch feeding output pixel (oy, ox), columns ordered (ky, kx, c), zeros outside
+/// the image. The result is (N·Ho·Wo) × (k·k·C).
+///
+/// Complexity: O(N·Ho·Wo·k²·C) copies, spread over the threads.
+pub(crate) fn im2col(x: &[f32], n: usize, g: ConvGeometry) -> Vec<f32> {
+    let (ho, wo, cols) = (g.out_h(), g.out_w(), g.cols());
+    let mut out = vec![0.0f32; n * ho * wo * cols];
+    let per_image = ho * wo * cols;
+    par_blocks(&mut out, per_image, |img, block| {
+        let xi = &x[img * g.h * g.w * g.c..(img + 1) * g.h * g.w * g.c];
+        for oy in 0..ho {
+            for ox in 0..wo {
+                let row = &mut block[(oy * wo + ox) * cols..(oy * wo + ox + 1) * cols];
+                for ky in 0..g.k {
+                    let iy = (oy + ky) as isize - g.pad as isize;
+                    if iy < 0 || iy >= g.h as isize {
+                        continue;
+                    }
+                    for kx in 0..g.k {
+                        let ix = (ox + kx) as isize - g.pad as isize;
+                        if ix < 0 || ix >= g.w as isize {
+                            continue;
+                        }
+                        let src = (iy as usize * g.w + ix as usize) * g.c;
+                        let dst = (ky * g.k + kx) * g.c;
+                        row[dst..dst + g.c].copy_from_slice(&xi[src..src + g.c]);
+                    }
+                }
+            }
+        }
+    });
+    out
+}
+
+/// `col2im`, the adjoint of [`im2col`]: scatters-adds the (N·Ho·Wo) × (k·k·C) patch gradients
+/// back onto N×H×W×C channels-last images.
+///
+/// Complexity: O(N·Ho·Wo·k²·C) additions, spread over the threads.
+pub(crate) fn col2im(cols_grad: &[f32], n: usize, g: ConvGeometry) -> Vec<f32> {
+    let (ho, wo, cols) = (g.out_h(), g.out_w(), g.cols());
+    let mut out = vec![0.0f32; n * g.h * g.w * g.c];
+    par_blocks(&mut out, g.h * g.w * g.c, |img, xi| {
+        let block = &cols_grad[img * ho * wo * cols..(img + 1) * ho * wo * cols];
+        for oy in 0..ho {
+            for ox in 0..wo {
+                let row = &block[(oy * wo + ox) * cols..(oy * wo + ox + 1) * cols];
+                for ky in 0..g.k {
+                    let iy = (oy + ky) as isize - g.pad as isize;
+                    if iy < 0 || iy >= g.h as isize {
+                        continue;
+                    }
+                    for kx in 0..g.k {
+                        let ix = (ox + kx) as isize - g.pad as isize;
+                        if ix < 0 || ix >= g.w as isize {
+                            continue;
+                        }
+                        let dst = (iy as usize * g.w + ix as usize) * g.c;
+                        let src = (ky * g.k + kx) * g.c;
+                        for (d, s) in xi[dst..dst + g.c].iter_mut().zip(&row[src..src + g.c]) {
+                            *d += *s;
+                        }
+                    }
+                }
+            }
+        }
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(a: &[f32], b: &[f32], tol: f32) {
+        assert_eq!(a.len(), b.len());
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!(
+                (x - y).abs() <= tol * (1.0 + y.abs()),
+                "index {i}: {x} vs {y}"
+            );
+        }
+    }
+
+    #[test]
+    fn col2im_is_the_adjoint_of_im2col() {
+        // <im2col(x), y> = <x, col2im(y)> for random x, y: the defining identity of the adjoint.
+        let g = ConvGeometry {
+            h: 5,
+            w: 4,
+            c: 3,
+            k: 3,
+            pad: 1,
+        };
+        let n = 2;
+        let x: Vec<f32> = (0..n * g.h * g.w * g.c)
+            .map(|i| ((i * 37 % 11) as f32) - 5.0)
+            .collect();
+        let cols = im2col(&x, n, g);
+        let y: Vec<f32> = (0..cols.len())
+            .map(|i| ((i * 13 % 7) as f32) - 3.0)
+            .collect();
+        let lhs: f64 = cols
+            .iter()
+            .zip(&y)
+            .map(|(a, b)| (*a as f64) * (*b as f64))
+            .sum();
+        let back = col2im(&y, n, g);
+        let rhs: f64 = x
+            .iter()
+            .zip(&back)
+            .map(|(a, b)| (*a as f64) * (*b as f64))
+            .sum();
+        check(&[lhs as f32], &[rhs as f32], 1e-6);
+    }
+
+    #[test]
+    fn im2col_matches_direct_patches() {
+        let g = ConvGeometry {
+            h: 3,
+            w: 3,
+            c: 2,
+            k: 3,
+            pad: 1,
+        };
+        let x: Vec<f32> = (0..18).map(|i| i as f32 + 1.0).collect();
+        let cols = im2col(&x, 1, g);
+        // Output pixel (0,0): the patch rows -1..=1, cols -1..=1; only (0,0),(0,1),(1,0),(1,1) exist.
+        let row = &cols[0..18];
+        let mut expected = vec![0.0f32; 18];
+        for (ky, kx) in [(1usize, 1usize), (1, 2), (2, 1), (2, 2)] {
+            let (iy, ix) = (ky - 1, kx - 1);
+            for c in 0..2 {
+                expected[(ky * 3 + kx) * 2 + c] = x[(iy * 3 + ix) * 2 + c];
+            }
+        }
+        check(row, &expected, 0.0);
+        assert_eq!((g.out_h(), g.out_w(), g.cols()), (3, 3, 18));
+    }
+
+    #[test]
+    fn tensor_round_trip_and_slice_access() {
+        let t = tensor(vec![1.0, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
+        let s = with_slice(&t, |s| s.to_vec()).unwrap();
+        check(&s, &[1.0, 2.0, 3.0, 4.0], 0.0);
+        check(
+            &to_vec(&t.t().unwrap()).unwrap(),
+            &[1.0, 3.0, 2.0, 4.0],
+            0.0,
+        );
+        assert!(with_slice(&t.t().unwrap(), |s| s.len()).is_err());
+    }
+}
