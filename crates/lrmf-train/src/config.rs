@@ -1,0 +1,976 @@
+//! The run configuration: one readable TOML file, parsed strictly (`deny_unknown_fields`) and
+//! validated completely before any training starts, so a typo or an impossible value costs
+//! nothing but a clear message naming the key and the allowed range.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use lrmf_factor::{MAX_DENSE_N, Method};
+use lrmf_schedule::{Kind, LrSchedule, ScheduleError};
+
+use crate::sampler::Sampling;
+use crate::{Result, TrainError};
+
+/// The whole configuration of a training run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// A label for the run (free text, shown in the summary).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A fixed seed for every random choice (init, bins, noise). Omit it for a real private
+    /// release: then the seeds come from the OS. A fixed seed is reported as not for release.
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Which data.
+    pub data: DataConfig,
+    /// Which model.
+    pub model: ModelConfig,
+    /// Epochs, batch size, learning rate, momentum, weight decay.
+    pub training: TrainingConfig,
+    /// The learning-rate schedule χ.
+    #[serde(default)]
+    pub schedule: ScheduleConfig,
+    /// Clipping, noise, factorization, accounting, sampling.
+    pub privacy: PrivacyConfig,
+    /// Where outputs go.
+    #[serde(default)]
+    pub output: OutputConfig,
+}
+
+/// The data sets a run can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatasetKind {
+    /// CIFAR-10 (prepared by `cargo xtask data`): 50,000 train / 10,000 test images.
+    Cifar10,
+    /// IMDB reviews (prepared by `cargo xtask data`): 25,000 train / 25,000 test reviews.
+    Imdb,
+    /// Generated CIFAR-shaped images (no files; for smoke tests).
+    SyntheticImages,
+    /// Generated token sequences (no files; for smoke tests).
+    SyntheticText,
+}
+
+impl DatasetKind {
+    /// The config spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            DatasetKind::Cifar10 => "cifar10",
+            DatasetKind::Imdb => "imdb",
+            DatasetKind::SyntheticImages => "synthetic-images",
+            DatasetKind::SyntheticText => "synthetic-text",
+        }
+    }
+
+    /// Whether the examples are token sequences.
+    pub fn is_text(self) -> bool {
+        matches!(self, DatasetKind::Imdb | DatasetKind::SyntheticText)
+    }
+
+    /// Full (train, test) sizes of the real data sets; `None` for generated ones.
+    pub fn full_sizes(self) -> Option<(usize, usize)> {
+        match self {
+            DatasetKind::Cifar10 => Some((50_000, 10_000)),
+            DatasetKind::Imdb => Some((25_000, 25_000)),
+            _ => None,
+        }
+    }
+}
+
+/// `[data]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// `cifar10`, `imdb`, `synthetic-images` or `synthetic-text`.
+    pub dataset: DatasetKind,
+    /// Data root holding the prepared folders (default: `$LRMF_DATA_DIR`, else `data/`).
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// Training examples: a prefix of the real training split, or the size of a generated one
+    /// (default: all; generated: 2,000).
+    #[serde(default)]
+    pub train_examples: Option<usize>,
+    /// Test examples (prefix / generated size; default: all; generated: 500).
+    #[serde(default)]
+    pub test_examples: Option<usize>,
+    /// Text only: tokens per example (default 256 for IMDB, 64 generated).
+    #[serde(default)]
+    pub max_len: Option<usize>,
+    /// Text only: vocabulary size K of the word tokenizer (default 10,000 IMDB, 1,000 generated).
+    #[serde(default)]
+    pub vocab_size: Option<usize>,
+}
+
+/// Default generated training-set size.
+pub const SYNTHETIC_TRAIN: usize = 2_000;
+/// Default generated test-set size.
+pub const SYNTHETIC_TEST: usize = 500;
+
+impl DataConfig {
+    /// (train, test) sizes the run will use.
+    pub fn sizes(&self) -> (usize, usize) {
+        let (tr, te) = self
+            .dataset
+            .full_sizes()
+            .unwrap_or((SYNTHETIC_TRAIN, SYNTHETIC_TEST));
+        (
+            self.train_examples.unwrap_or(tr),
+            self.test_examples.unwrap_or(te),
+        )
+    }
+
+    /// Tokens per text example.
+    pub fn max_len(&self) -> usize {
+        self.max_len.unwrap_or(match self.dataset {
+            DatasetKind::Imdb => 256,
+            _ => 64,
+        })
+    }
+
+    /// Vocabulary size of the word tokenizer.
+    pub fn vocab_size(&self) -> usize {
+        self.vocab_size.unwrap_or(match self.dataset {
+            DatasetKind::Imdb => 10_000,
+            _ => 1_000,
+        })
+    }
+
+    /// The data root: `dir`, else `$LRMF_DATA_DIR`, else `data/`.
+    pub fn root(&self) -> PathBuf {
+        match &self.dir {
+            Some(d) => d.clone(),
+            None => lrmf_data::DataDir::from_env().root().to_path_buf(),
+        }
+    }
+}
+
+/// The model architectures (see [`crate::model`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelKind {
+    /// The CIFAR convolutional network ([`crate::model::Cnn`]); image data.
+    Cnn,
+    /// A multi-layer perceptron on flattened images ([`crate::model::Mlp`]).
+    Mlp,
+    /// Logistic regression on flattened images (an MLP without hidden layer).
+    Logistic,
+    /// Embedding + mean pooling + linear ([`crate::model::TextClassifier`]); text data.
+    Text,
+}
+
+impl ModelKind {
+    /// Config spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Cnn => "cnn",
+            ModelKind::Mlp => "mlp",
+            ModelKind::Logistic => "logistic",
+            ModelKind::Text => "text",
+        }
+    }
+}
+
+/// `[model]`: the architecture and its size knobs (each only where it applies).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// `cnn`, `mlp`, `logistic` (image data) or `text` (text data).
+    pub kind: ModelKind,
+    /// cnn: widths of the three convolution blocks (default [32, 64, 128]).
+    #[serde(default)]
+    pub channels: Option<[usize; 3]>,
+    /// cnn: group norm after every convolution (default true).
+    #[serde(default)]
+    pub group_norm: Option<bool>,
+    /// cnn: group-norm groups, dividing every width (default 16, or 1 if 16 does not divide).
+    #[serde(default)]
+    pub groups: Option<usize>,
+    /// mlp: hidden widths (default [256]); cnn: at most one hidden dense width (default none).
+    #[serde(default)]
+    pub hidden: Option<Vec<usize>>,
+    /// text: embedding width (default 64).
+    #[serde(default)]
+    pub embed_dim: Option<usize>,
+}
+
+/// `[training]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingConfig {
+    /// Epochs k ≥ 1 (= participations per example).
+    pub epochs: usize,
+    /// Expected batch size; steps per epoch b = ⌊N / batch_size⌋ (≥ 1), and the gradient sum is
+    /// divided by N/b.
+    pub batch_size: usize,
+    /// Base learning rate η > 0.
+    pub learning_rate: f64,
+    /// Heavy-ball momentum μ ∈ [0, 1) (default 0).
+    #[serde(default)]
+    pub momentum: f64,
+    /// Multiplicative weight decay λ ∈ (0, 1]: θ ← λ·θ − η·χ_t·m_t (default 1 = none; e.g.
+    /// 0.9995 for a mild decay).
+    #[serde(default = "one")]
+    pub weight_decay: f64,
+    /// Examples per evaluation forward pass (default 500).
+    #[serde(default = "default_eval_batch")]
+    pub eval_batch_size: usize,
+    /// Evaluate on the test split after every epoch (default true; always at the end).
+    #[serde(default = "yes")]
+    pub eval_each_epoch: bool,
+    /// Checkpoint every this many steps (0 = at the end of each epoch only; default 0).
+    #[serde(default)]
+    pub checkpoint_every: usize,
+}
+
+fn one() -> f64 {
+    1.0
+}
+fn yes() -> bool {
+    true
+}
+fn default_eval_batch() -> usize {
+    500
+}
+
+/// `[schedule]`: the learning-rate schedule χ (MATH.md §2, built by `lrmf-schedule`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    /// `constant` (default), `exponential`, `polynomial`, `linear`, `cosine`, `step`, `step:K`
+    /// or `file` (with `file`).
+    #[serde(default = "constant")]
+    pub kind: String,
+    /// Final rate β = χ_n / χ_1 ∈ (0, 1] of the decaying schedules (default 1).
+    #[serde(default = "one")]
+    pub lr_decay: f64,
+    /// Linear warm-up steps w before the schedule (default 0; increasing rates are outside the
+    /// paper's theory, which the run reports as a warning).
+    #[serde(default)]
+    pub warmup_steps: usize,
+    /// With `kind = "file"`: a file of n − w rates, one per line (`#` comments allowed).
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+}
+
+fn constant() -> String {
+    "constant".into()
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        Self {
+            kind: constant(),
+            lr_decay: 1.0,
+            warmup_steps: 0,
+            file: None,
+        }
+    }
+}
+
+impl ScheduleConfig {
+    /// The validated schedule over `n` steps (reads the rate file of `kind = "file"`).
+    pub fn build(&self, n: usize) -> Result<LrSchedule> {
+        let err = |e: lrmf_schedule::ScheduleError| cfg_err("schedule", e.to_string());
+        let kind = match (self.kind.as_str(), &self.file) {
+            ("file", Some(path)) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    cfg_err(
+                        "schedule.file",
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                })?;
+                Kind::parse_file_text(&text).map_err(err)?
+            }
+            ("file", None) => {
+                return Err(cfg_err(
+                    "schedule.file",
+                    "kind = \"file\" needs file = \"PATH\" (one rate per line)",
+                ));
+            }
+            (_, Some(_)) => {
+                return Err(cfg_err(
+                    "schedule.file",
+                    format!("only applies to kind = \"file\", not {:?}", self.kind),
+                ));
+            }
+            (k, None) => {
+                Kind::parse_builtin(k).map_err(|e| cfg_err("schedule.kind", e.to_string()))?
+            }
+        };
+        LrSchedule::new(kind, n, self.lr_decay, self.warmup_steps).map_err(|e| {
+            let ScheduleError::Invalid { flag, .. } = &e;
+            let key = match *flag {
+                "lr-decay" => "schedule.lr_decay",
+                "warmup" => "schedule.warmup_steps",
+                "schedule" => "schedule.file",
+                _ => "schedule",
+            };
+            cfg_err(key, e.to_string())
+        })
+    }
+}
+
+/// Private (clipping + correlated noise) or a non-private baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PrivacyMode {
+    /// Clipped gradients and correlated Gaussian noise.
+    Private,
+    /// No clipping, no noise (baselines only; no privacy guarantee).
+    NonPrivate,
+}
+
+/// Which accountant turns the noise multiplier into (ε, δ).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AccountantKind {
+    /// Analytic Gaussian mechanism, no amplification: valid for any b-min-separated sampling.
+    Gaussian,
+}
+
+impl AccountantKind {
+    /// Config spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            AccountantKind::Gaussian => "gaussian",
+        }
+    }
+}
+
+/// `[privacy]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacyConfig {
+    /// `private` (default) or `non-private`.
+    #[serde(default = "private")]
+    pub mode: PrivacyMode,
+    /// Per-example clip norm (private mode; > 0).
+    #[serde(default)]
+    pub clip_norm: Option<f64>,
+    /// Factorization method: identity (DP-SGD), sqrt, lr-sqrt, bsr, lr-bsr, bisr, lr-bisr,
+    /// dense-sqrt (default identity).
+    #[serde(default = "identity")]
+    pub method: String,
+    /// Band p of the banded methods (bsr, lr-bsr, bisr, lr-bisr), 1 ≤ p ≤ total steps.
+    #[serde(default)]
+    pub band: Option<usize>,
+    /// Target ε > 0 (with `delta`); exclusive with `noise_multiplier`.
+    #[serde(default)]
+    pub epsilon: Option<f64>,
+    /// Target δ ∈ (0, 1).
+    #[serde(default)]
+    pub delta: Option<f64>,
+    /// Noise multiplier z > 0 (sensitivity-1 Gaussian), instead of a target ε.
+    #[serde(default)]
+    pub noise_multiplier: Option<f64>,
+    /// Accountant (default `gaussian`).
+    #[serde(default = "gaussian")]
+    pub accountant: AccountantKind,
+    /// Sampling (default `balls-in-bins`).
+    #[serde(default = "balls_in_bins")]
+    pub sampling: Sampling,
+}
+
+fn private() -> PrivacyMode {
+    PrivacyMode::Private
+}
+fn identity() -> String {
+    "identity".into()
+}
+fn gaussian() -> AccountantKind {
+    AccountantKind::Gaussian
+}
+fn balls_in_bins() -> Sampling {
+    Sampling::BallsInBins
+}
+
+/// `[output]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputConfig {
+    /// Run folder (default `runs/<name>`); the CLI's `--out` overrides it.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+}
+
+/// The shape of a run, derived from a validated config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RunShape {
+    /// Training examples N.
+    pub num_train: usize,
+    /// Test examples.
+    pub num_test: usize,
+    /// Steps per epoch b = ⌊N / batch_size⌋ (the min-separation).
+    pub steps_per_epoch: usize,
+    /// Epochs k.
+    pub epochs: usize,
+    /// Total steps n = k·b.
+    pub total_steps: usize,
+}
+
+fn cfg_err(key: &str, message: impl Into<String>) -> TrainError {
+    TrainError::Config {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+impl TrainConfig {
+    /// Parses TOML text (strictly: unknown keys are errors) and validates it.
+    pub fn from_toml_str(text: &str) -> Result<Self> {
+        let cfg: TrainConfig = toml::from_str(text).map_err(|e| {
+            let msg = e.message().to_string();
+            let key = unknown_key(&msg).unwrap_or_else(|| "<config>".into());
+            cfg_err(&key, e.to_string().trim_end().to_string())
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Reads and parses a TOML file; see [`TrainConfig::from_toml_str`].
+    pub fn from_toml_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| cfg_err("--config", format!("cannot read {}: {e}", path.display())))?;
+        Self::from_toml_str(&text).map_err(|e| match e {
+            TrainError::Config { key, message } => TrainError::Config {
+                key,
+                message: format!("{message} (in {})", path.display()),
+            },
+            other => other,
+        })
+    }
+
+    /// The config as TOML text.
+    pub fn to_toml_string(&self) -> Result<String> {
+        toml::to_string(self).map_err(|e| TrainError::Other(format!("serialising config: {e}")))
+    }
+
+    /// SHA-256 (hex) of the config without `[output]` (where a run is written does not change
+    /// it); a checkpoint only resumes under the same hash.
+    pub fn hash(&self) -> String {
+        let mut c = self.clone();
+        c.output = OutputConfig::default();
+        let json = serde_json::to_vec(&c).expect("config serialises");
+        crate::checkpoint::to_hex(&Sha256::digest(&json))
+    }
+
+    /// The run folder: `[output].dir`, else `runs/<name>`, else `runs/<dataset>`.
+    pub fn default_out_dir(&self) -> PathBuf {
+        self.output.dir.clone().unwrap_or_else(|| {
+            PathBuf::from("runs").join(
+                self.name
+                    .clone()
+                    .unwrap_or_else(|| self.data.dataset.name().into()),
+            )
+        })
+    }
+
+    /// The run's shape (sizes, steps). Requires a validated config.
+    pub fn shape(&self) -> RunShape {
+        let (num_train, num_test) = self.data.sizes();
+        let b = (num_train / self.training.batch_size.max(1)).max(1);
+        RunShape {
+            num_train,
+            num_test,
+            steps_per_epoch: b,
+            epochs: self.training.epochs,
+            total_steps: b * self.training.epochs,
+        }
+    }
+
+    /// Every check that needs no file: ranges, combinations, band ≤ steps. One error, naming
+    /// the key and the allowed range.
+    pub fn validate(&self) -> Result<()> {
+        let d = &self.data;
+        let full = d.dataset.full_sizes();
+        let (max_train, max_test) = full.unwrap_or((10_000_000, 10_000_000));
+        for (key, v, max) in [
+            ("data.train_examples", d.train_examples, max_train),
+            ("data.test_examples", d.test_examples, max_test),
+        ] {
+            if let Some(v) = v
+                && !(1..=max).contains(&v)
+            {
+                return Err(cfg_err(key, format!("must be in 1..={max}, got {v}")));
+            }
+        }
+        if d.dataset.is_text() {
+            if !(1..=100_000).contains(&d.max_len()) {
+                return Err(cfg_err(
+                    "data.max_len",
+                    format!("must be in 1..=100000, got {}", d.max_len()),
+                ));
+            }
+            if !(4..=1_000_000).contains(&d.vocab_size()) {
+                return Err(cfg_err(
+                    "data.vocab_size",
+                    format!("must be in 4..=1000000, got {}", d.vocab_size()),
+                ));
+            }
+        } else {
+            for (key, v) in [
+                ("data.max_len", d.max_len),
+                ("data.vocab_size", d.vocab_size),
+            ] {
+                if v.is_some() {
+                    return Err(cfg_err(
+                        key,
+                        format!("only applies to text data sets, not {}", d.dataset.name()),
+                    ));
+                }
+            }
+        }
+        self.validate_model()?;
+
+        let t = &self.training;
+        let (num_train, _) = d.sizes();
+        if !(1..=10_000).contains(&t.epochs) {
+            return Err(cfg_err(
+                "training.epochs",
+                format!("must be in 1..=10000, got {}", t.epochs),
+            ));
+        }
+        if !(1..=num_train).contains(&t.batch_size) {
+            return Err(cfg_err(
+                "training.batch_size",
+                format!(
+                    "must be in 1..={num_train} (the number of training examples), got {}",
+                    t.batch_size
+                ),
+            ));
+        }
+        if !(t.learning_rate.is_finite() && t.learning_rate > 0.0) {
+            return Err(cfg_err(
+                "training.learning_rate",
+                format!("must be finite and > 0, got {}", t.learning_rate),
+            ));
+        }
+        if !(0.0..1.0).contains(&t.momentum) {
+            return Err(cfg_err(
+                "training.momentum",
+                format!("must be in [0, 1), got {}", t.momentum),
+            ));
+        }
+        if !(t.weight_decay > 0.0 && t.weight_decay <= 1.0) {
+            return Err(cfg_err(
+                "training.weight_decay",
+                format!(
+                    "is the multiplicative factor λ of θ ← λθ − ηχm and must be in (0, 1] \
+                     (1 = no decay), got {}",
+                    t.weight_decay
+                ),
+            ));
+        }
+        if t.eval_batch_size == 0 {
+            return Err(cfg_err("training.eval_batch_size", "must be ≥ 1, got 0"));
+        }
+        let shape = self.shape();
+        if t.checkpoint_every > shape.total_steps {
+            return Err(cfg_err(
+                "training.checkpoint_every",
+                format!(
+                    "must be in 0..={} (total steps), got {}",
+                    shape.total_steps, t.checkpoint_every
+                ),
+            ));
+        }
+
+        if !(self.schedule.lr_decay > 0.0 && self.schedule.lr_decay <= 1.0) {
+            return Err(cfg_err(
+                "schedule.lr_decay",
+                format!("must be in (0, 1], got {}", self.schedule.lr_decay),
+            ));
+        }
+        self.schedule.build(shape.total_steps)?;
+
+        let p = &self.privacy;
+        let n = shape.total_steps;
+        let method: Method = p.method.parse().map_err(|_| {
+            let names: Vec<&str> = Method::ALL.iter().map(|m| m.name()).collect();
+            cfg_err(
+                "privacy.method",
+                format!("must be one of {}, got {:?}", names.join(", "), p.method),
+            )
+        })?;
+        let banded = method.is_banded();
+        match (banded, p.band) {
+            (true, None) => {
+                return Err(cfg_err(
+                    "privacy.band",
+                    format!(
+                        "method {} needs a band p in 1..={n} (total steps)",
+                        p.method
+                    ),
+                ));
+            }
+            (true, Some(band)) if !(1..=n).contains(&band) => {
+                return Err(cfg_err(
+                    "privacy.band",
+                    format!(
+                        "must be in 1..={n} (total steps = epochs × steps per epoch), got {band}"
+                    ),
+                ));
+            }
+            (false, Some(_)) => {
+                return Err(cfg_err(
+                    "privacy.band",
+                    format!(
+                        "only applies to bsr, lr-bsr, bisr, lr-bisr, not {}",
+                        p.method
+                    ),
+                ));
+            }
+            _ => {}
+        }
+        if method == Method::DenseSqrt && n > MAX_DENSE_N {
+            return Err(cfg_err(
+                "privacy.method",
+                format!(
+                    "dense-sqrt is O(n³); allowed for at most {MAX_DENSE_N} total steps, this run has {n}"
+                ),
+            ));
+        }
+        match p.mode {
+            PrivacyMode::NonPrivate => {
+                for (key, set) in [
+                    ("privacy.clip_norm", p.clip_norm.is_some()),
+                    ("privacy.epsilon", p.epsilon.is_some()),
+                    ("privacy.delta", p.delta.is_some()),
+                    ("privacy.noise_multiplier", p.noise_multiplier.is_some()),
+                ] {
+                    if set {
+                        return Err(cfg_err(
+                            key,
+                            "must be absent with mode = \"non-private\" (no clipping, no noise)",
+                        ));
+                    }
+                }
+            }
+            PrivacyMode::Private => {
+                match p.clip_norm {
+                    Some(c) if c.is_finite() && c > 0.0 => {}
+                    Some(c) => {
+                        return Err(cfg_err(
+                            "privacy.clip_norm",
+                            format!("must be finite and > 0, got {c}"),
+                        ));
+                    }
+                    None => {
+                        return Err(cfg_err(
+                            "privacy.clip_norm",
+                            "is required in private mode (> 0)",
+                        ));
+                    }
+                }
+                match p.delta {
+                    Some(delta) if delta > 0.0 && delta < 1.0 => {}
+                    Some(delta) => {
+                        return Err(cfg_err(
+                            "privacy.delta",
+                            format!("must be in (0, 1), got {delta}"),
+                        ));
+                    }
+                    None => {
+                        return Err(cfg_err(
+                            "privacy.delta",
+                            "is required in private mode, in (0, 1)",
+                        ));
+                    }
+                }
+                match (p.epsilon, p.noise_multiplier) {
+                    (Some(_), Some(_)) => {
+                        return Err(cfg_err(
+                            "privacy.noise_multiplier",
+                            "give either epsilon (calibrated) or noise_multiplier, not both",
+                        ));
+                    }
+                    (None, None) => {
+                        return Err(cfg_err(
+                            "privacy.epsilon",
+                            "private mode needs a target epsilon in (0, 100] or a noise_multiplier > 0",
+                        ));
+                    }
+                    (Some(eps), None) if !(eps > 0.0 && eps <= 100.0) => {
+                        return Err(cfg_err(
+                            "privacy.epsilon",
+                            format!("must be in (0, 100], got {eps}"),
+                        ));
+                    }
+                    (None, Some(z)) if !(z.is_finite() && z > 0.0) => {
+                        return Err(cfg_err(
+                            "privacy.noise_multiplier",
+                            format!("must be finite and > 0, got {z}"),
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_model(&self) -> Result<()> {
+        let m = &self.model;
+        let text = self.data.dataset.is_text();
+        let kind = m.kind.name();
+        if (m.kind == ModelKind::Text) != text {
+            return Err(cfg_err(
+                "model.kind",
+                format!(
+                    "{kind} does not fit the {} data set (text data: text; image data: cnn, mlp, logistic)",
+                    self.data.dataset.name()
+                ),
+            ));
+        }
+        let not_for = |key: &str, set: bool, allowed: &[ModelKind]| -> Result<()> {
+            if set && !allowed.contains(&m.kind) {
+                let names: Vec<&str> = allowed.iter().map(|k| k.name()).collect();
+                return Err(cfg_err(
+                    key,
+                    format!("only applies to kind = {}, not {kind}", names.join(" or ")),
+                ));
+            }
+            Ok(())
+        };
+        not_for("model.channels", m.channels.is_some(), &[ModelKind::Cnn])?;
+        not_for(
+            "model.group_norm",
+            m.group_norm.is_some(),
+            &[ModelKind::Cnn],
+        )?;
+        not_for("model.groups", m.groups.is_some(), &[ModelKind::Cnn])?;
+        not_for(
+            "model.hidden",
+            m.hidden.is_some(),
+            &[ModelKind::Cnn, ModelKind::Mlp],
+        )?;
+        not_for("model.embed_dim", m.embed_dim.is_some(), &[ModelKind::Text])?;
+        let in_range = |key: &str, v: usize| -> Result<()> {
+            if (1..=65_536).contains(&v) {
+                Ok(())
+            } else {
+                Err(cfg_err(
+                    key,
+                    format!("widths must be in 1..=65536, got {v}"),
+                ))
+            }
+        };
+        for &w in m.channels.iter().flatten() {
+            in_range("model.channels", w)?;
+        }
+        for &w in m.hidden.iter().flatten() {
+            in_range("model.hidden", w)?;
+        }
+        if let Some(e) = m.embed_dim {
+            in_range("model.embed_dim", e)?;
+        }
+        if m.kind == ModelKind::Cnn {
+            if m.hidden.as_ref().is_some_and(|h| h.len() > 1) {
+                return Err(cfg_err(
+                    "model.hidden",
+                    "cnn takes at most one hidden width, e.g. [256]",
+                ));
+            }
+            let ch = self.cnn_channels();
+            let g = self.cnn_groups();
+            if self.model.group_norm.unwrap_or(true) && (g == 0 || ch.iter().any(|c| c % g != 0)) {
+                return Err(cfg_err(
+                    "model.groups",
+                    format!("must be ≥ 1 and divide every width {ch:?}, got {g}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// cnn widths (default [32, 64, 128]).
+    pub fn cnn_channels(&self) -> [usize; 3] {
+        self.model.channels.unwrap_or([32, 64, 128])
+    }
+
+    /// cnn group-norm groups (default 16 when it divides every width, else 1).
+    pub fn cnn_groups(&self) -> usize {
+        self.model.groups.unwrap_or_else(|| {
+            if self.cnn_channels().iter().all(|c| c % 16 == 0) {
+                16
+            } else {
+                1
+            }
+        })
+    }
+
+    /// The checks that need files: the data of a real data set must be prepared. The error
+    /// names the command that fetches it (`cargo xtask data`).
+    pub fn check_data(&self) -> Result<()> {
+        let root = self.data.root();
+        let dir = lrmf_data::DataDir::new(root);
+        let res = match self.data.dataset {
+            DatasetKind::Cifar10 => dir.cifar10().map(|_| ()),
+            DatasetKind::Imdb => dir.imdb().map(|_| ()),
+            _ => Ok(()),
+        };
+        res.map_err(|e| cfg_err("data.dataset", e.to_string()))
+    }
+}
+
+/// The key named in a serde "unknown field `x`" message, if any.
+fn unknown_key(msg: &str) -> Option<String> {
+    let rest = msg.split("unknown field `").nth(1)?;
+    Some(rest.split('`').next()?.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+seed = 7
+[data]
+dataset = "synthetic-images"
+train_examples = 200
+test_examples = 50
+[model]
+kind = "mlp"
+hidden = [16]
+[training]
+epochs = 2
+batch_size = 20
+learning_rate = 0.1
+momentum = 0.9
+[schedule]
+kind = "cosine"
+lr_decay = 0.1
+[privacy]
+clip_norm = 1.0
+method = "bisr"
+band = 4
+epsilon = 8.0
+delta = 1e-5
+"#;
+
+    /// Parses GOOD with `from` replaced by `to`; returns the error's key when it fails.
+    fn check(from: &str, to: &str) -> Option<String> {
+        assert!(GOOD.contains(from), "{from}");
+        match TrainConfig::from_toml_str(&GOOD.replacen(from, to, 1)) {
+            Ok(_) => None,
+            Err(TrainError::Config { key, message }) => {
+                assert!(!message.is_empty());
+                Some(key)
+            }
+            Err(e) => panic!("not a config error: {e}"),
+        }
+    }
+
+    #[test]
+    fn good_config_parses_and_has_the_right_shape() {
+        let c = TrainConfig::from_toml_str(GOOD).unwrap();
+        let s = c.shape();
+        assert_eq!((s.steps_per_epoch, s.total_steps, s.num_test), (10, 20, 50));
+        // Round trip through TOML keeps the config and its hash.
+        let back = TrainConfig::from_toml_str(&c.to_toml_string().unwrap()).unwrap();
+        assert_eq!(back, c);
+        assert_eq!(back.hash(), c.hash());
+        let mut other = c.clone();
+        other.output.dir = Some("elsewhere".into());
+        assert_eq!(other.hash(), c.hash());
+        other.training.learning_rate = 0.2;
+        assert_ne!(other.hash(), c.hash());
+    }
+
+    #[test]
+    fn bad_configs_name_the_key() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("momentum = 0.9", "momentum = 0.9\nmomentom = 1", "momentom"),
+            ("epsilon = 8.0", "epsilon = -1.0", "privacy.epsilon"),
+            (
+                "epsilon = 8.0",
+                "epsilon = 8.0\nnoise_multiplier = 1.0",
+                "privacy.noise_multiplier",
+            ),
+            ("delta = 1e-5", "delta = 1.5", "privacy.delta"),
+            ("band = 4", "band = 21", "privacy.band"),
+            ("band = 4", "", "privacy.band"),
+            ("method = \"bisr\"", "method = \"bisr2\"", "privacy.method"),
+            ("clip_norm = 1.0", "clip_norm = 0.0", "privacy.clip_norm"),
+            ("batch_size = 20", "batch_size = 201", "training.batch_size"),
+            ("epochs = 2", "epochs = 0", "training.epochs"),
+            ("momentum = 0.9", "momentum = 1.0", "training.momentum"),
+            (
+                "learning_rate = 0.1",
+                "learning_rate = -0.1",
+                "training.learning_rate",
+            ),
+            (
+                "momentum = 0.9",
+                "weight_decay = 0.0",
+                "training.weight_decay",
+            ),
+            ("lr_decay = 0.1", "lr_decay = 1.5", "schedule.lr_decay"),
+            (
+                "lr_decay = 0.1",
+                "lr_decay = 0.1\nwarmup_steps = 20",
+                "schedule.warmup_steps",
+            ),
+            (
+                "lr_decay = 0.1",
+                "lr_decay = 0.1\nfile = \"x\"",
+                "schedule.file",
+            ),
+            ("\"cosine\"", "\"cosinus\"", "schedule.kind"),
+            (
+                "train_examples = 200",
+                "train_examples = 0",
+                "data.train_examples",
+            ),
+            (
+                "test_examples = 50",
+                "test_examples = 50\nmax_len = 3",
+                "data.max_len",
+            ),
+            ("hidden = [16]", "hidden = [0]", "model.hidden"),
+            ("hidden = [16]", "embed_dim = 8", "model.embed_dim"),
+            ("kind = \"mlp\"", "kind = \"text\"", "model.kind"),
+        ];
+        for (from, to, key) in cases {
+            assert_eq!(check(from, to).as_deref(), Some(*key), "{to}");
+        }
+        // Unknown enum values are config errors too.
+        assert!(check("\"synthetic-images\"", "\"mnist\"").is_some());
+        // Non-private mode rejects privacy knobs.
+        assert_eq!(
+            check("clip_norm = 1.0", "mode = \"non-private\"\nclip_norm = 1.0").as_deref(),
+            Some("privacy.clip_norm")
+        );
+    }
+
+    #[test]
+    fn missing_real_data_names_the_fetch_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = GOOD.replace("\"synthetic-images\"", "\"cifar10\"").replace(
+            "[data]",
+            &format!("[data]\ndir = {:?}", dir.path().to_str().unwrap()),
+        );
+        let c = TrainConfig::from_toml_str(&text).unwrap();
+        let e = c.check_data().unwrap_err().to_string();
+        assert!(e.contains("cargo xtask data"), "{e}");
+    }
+
+    #[test]
+    fn shipped_configs_are_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+        let mut count = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let c = TrainConfig::from_toml_file(&path)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                assert!(c.shape().total_steps >= 1);
+                count += 1;
+            }
+        }
+        assert!(count >= 6, "found {count} configs");
+    }
+}
