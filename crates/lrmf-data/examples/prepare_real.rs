@@ -44,10 +44,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("  first 20 labels: {first:?}");
     }
     let ds = Cifar10::load(&dest, Split::Train)?;
-    println!(
-        "load Train (standard): channel means = {:?}",
-        ds.channel_means()
-    );
+    let mut sq = [0f64; 3];
+    for img in ds.images.chunks_exact(3072) {
+        for (c, plane) in img.chunks_exact(1024).enumerate() {
+            sq[c] += plane.iter().map(|&v| (v as f64).powi(2)).sum::<f64>();
+        }
+    }
+    let means = ds.channel_means();
+    let stds: Vec<f64> = (0..3)
+        .map(|c| (sq[c] / (ds.n * 1024) as f64 - means[c].powi(2)).sqrt())
+        .collect();
+    println!("load Train (standard): channel means = {means:?}, stds = {stds:?}");
 
     let t = Instant::now();
     let imdb = prepare_imdb(&src.join(IMDB_ARCHIVE_NAME), &dest)?;

@@ -22,9 +22,12 @@
 //!
 //! Each prepared folder is first built under a temporary name in the same parent
 //! (`.<name>.partial-<pid>`), then a marker file `.lrmf-prepared` (holding the archive's sha256
-//! and the expected file sizes) is written inside it, and only then is the folder renamed to its
-//! final name. A folder with a marker that matches the expected sha256 and sizes is therefore
-//! complete; a second call returns at once without hashing the archive again. An interrupted
+//! and, for CIFAR-10, the size of every `.bin` file; for IMDB, the size of `imdb.vocab` and the
+//! number of reviews in each folder) is written inside it, and only then is the folder renamed
+//! to its final name. A folder with a marker that matches the expected sha256, sizes and counts
+//! is therefore complete; a second call returns at once (about 10–20 ms) without hashing the
+//! archive again. (Unpacked review files are not fsynced one by one; the rename is the commit
+//! point against interruption of the process, not against a power cut.) An interrupted
 //! set-up leaves at most a `.partial-*` folder, which never counts as done and is removed by the
 //! next call from the same process id (or by hand). A final folder *without* a marker is never
 //! deleted (it may be a user's own copy); the set-up stops with an error instead.
@@ -78,6 +81,12 @@ pub const CIFAR10_CLASSES: [&str; 10] = [
 
 /// Size in bytes of each official CIFAR-10 binary file: 10,000 records of 3,073 bytes.
 pub const OFFICIAL_BATCH_BYTES: u64 = 10_000 * RECORD_BYTES as u64;
+
+/// The shared archive folder next to the repository (`<workspace root>/../shared/data`), fixed
+/// at compile time. It may not exist on a user's machine; use [`Source::Directory`] then.
+pub fn default_shared_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")
+}
 
 /// Environment variable that overrides the default data root of [`DataDir::from_env`].
 pub const DATA_DIR_ENV: &str = "LRMF_DATA_DIR";
@@ -366,15 +375,14 @@ pub fn prepare_cifar10_checked(
         .map(|(b, name)| (*name, &train_bytes[b * per_batch..(b + 1) * per_batch]))
         .collect();
     outputs.push((TEST_FILE, &test_bytes));
-    let sizes: Vec<(String, u64)> = outputs
-        .iter()
-        .map(|(n, b)| (n.to_string(), b.len() as u64))
-        .collect();
-    publish_dir(dest, CIFAR10_DIR_NAME, &expected, &sizes, |tmp| {
+    publish_dir(dest, CIFAR10_DIR_NAME, &expected, |tmp| {
         for (name, bytes) in &outputs {
             write_file(&tmp.join(name), bytes)?;
         }
-        Ok(())
+        Ok(outputs
+            .iter()
+            .map(|(n, b)| (n.to_string(), b.len() as u64))
+            .collect())
     })?;
     cifar10_files_in(&final_dir, None)
 }
@@ -395,14 +403,17 @@ pub fn prepare_imdb_checked(
 ) -> Result<ImdbFiles> {
     let expected = normalized_sha256(expected_sha256)?;
     let final_dir = dest.join(IMDB_DIR_NAME);
-    if read_marker(&final_dir)?.is_some_and(|m| m.sha256 == expected)
+    if let Some(marker) = read_marker(&final_dir)?
+        && marker.sha256 == expected
+        && imdb_marker_entries(&final_dir).is_ok_and(|now| now == marker.sizes)
         && let Ok(files) = imdb_files_in(&final_dir)
     {
         return Ok(files);
     }
     verify_sha256(source, &expected)?;
-    publish_dir(dest, IMDB_DIR_NAME, &expected, &[], |tmp| {
-        unpack_imdb(source, tmp)
+    publish_dir(dest, IMDB_DIR_NAME, &expected, |tmp| {
+        unpack_imdb(source, tmp)?;
+        imdb_marker_entries(tmp)
     })?;
     imdb_files_in(&final_dir)
 }
@@ -457,14 +468,14 @@ fn prepared_cifar10(dir: &Path, expected: &str) -> Result<Option<Cifar10Files>> 
     Ok(cifar10_files_in(dir, None).ok())
 }
 
-/// Builds `dest/.<name>.partial-<pid>` with `fill`, writes the marker, then renames it to
-/// `dest/<name>`. An existing `dest/<name>` is replaced only when it carries our marker.
+/// Builds `dest/.<name>.partial-<pid>` with `fill` (which returns the marker's `name value`
+/// entries), writes the marker, then renames the folder to `dest/<name>`. An existing
+/// `dest/<name>` is replaced only when it carries our marker.
 fn publish_dir(
     dest: &Path,
     name: &str,
     sha256: &str,
-    sizes: &[(String, u64)],
-    fill: impl FnOnce(&Path) -> Result<()>,
+    fill: impl FnOnce(&Path) -> Result<Vec<(String, u64)>>,
 ) -> Result<()> {
     fs::create_dir_all(dest).map_err(|e| DataError::io(dest, e))?;
     let final_dir = dest.join(name);
@@ -473,9 +484,9 @@ fn publish_dir(
         fs::remove_dir_all(&tmp).map_err(|e| DataError::io(&tmp, e))?;
     }
     fs::create_dir(&tmp).map_err(|e| DataError::io(&tmp, e))?;
-    let result = fill(&tmp).and_then(|()| {
+    let result = fill(&tmp).and_then(|sizes| {
         let mut marker = format!("sha256 {sha256}\n");
-        for (file, size) in sizes {
+        for (file, size) in &sizes {
             marker.push_str(&format!("{file} {size}\n"));
         }
         write_file(&tmp.join(MARKER_NAME), marker.as_bytes())
@@ -565,17 +576,45 @@ fn cifar10_files_in(dir: &Path, exact: Option<u64>) -> Result<Cifar10Files> {
     })
 }
 
+/// The review folders of an `aclImdb/` folder, in the order of [`imdb_counts`].
+const IMDB_FOLDERS: [&str; 4] = ["train/pos", "train/neg", "test/pos", "test/neg"];
+
+/// The IMDB marker's entries: the size of `imdb.vocab` and the number of reviews per folder.
+fn imdb_marker_entries(dir: &Path) -> Result<Vec<(String, u64)>> {
+    let vocab = dir.join("imdb.vocab");
+    let size = fs::metadata(&vocab)
+        .map_err(|e| DataError::io(&vocab, e))?
+        .len();
+    let counts = imdb_counts(dir)?;
+    Ok(std::iter::once(("imdb.vocab".to_string(), size))
+        .chain(
+            IMDB_FOLDERS
+                .iter()
+                .zip(counts)
+                .map(|(f, c)| (format!("{f}/*.txt"), c as u64)),
+        )
+        .collect())
+}
+
 /// Validates an `aclImdb/` folder and counts its review files.
 fn imdb_files_in(dir: &Path) -> Result<ImdbFiles> {
     let vocab = dir.join("imdb.vocab");
     if !vocab.is_file() {
         return Err(DataError::malformed(dir, "no imdb.vocab file"));
     }
+    let counts = imdb_counts(dir)?;
+    Ok(ImdbFiles {
+        dir: dir.to_path_buf(),
+        vocab,
+        n_train: counts[0] + counts[1],
+        n_test: counts[2] + counts[3],
+    })
+}
+
+/// Number of `*.txt` files in each of [`IMDB_FOLDERS`]; each must be positive.
+fn imdb_counts(dir: &Path) -> Result<[usize; 4]> {
     let mut counts = [0usize; 4];
-    for (k, sub) in ["train/pos", "train/neg", "test/pos", "test/neg"]
-        .iter()
-        .enumerate()
-    {
+    for (k, sub) in IMDB_FOLDERS.iter().enumerate() {
         let path = dir.join(sub);
         let rd = fs::read_dir(&path).map_err(|e| DataError::io(&path, e))?;
         for entry in rd {
@@ -588,12 +627,7 @@ fn imdb_files_in(dir: &Path) -> Result<ImdbFiles> {
             return Err(DataError::malformed(&path, "no review files (*.txt)"));
         }
     }
-    Ok(ImdbFiles {
-        dir: dir.to_path_buf(),
-        vocab,
-        n_train: counts[0] + counts[1],
-        n_test: counts[2] + counts[3],
-    })
+    Ok(counts)
 }
 
 /// One JPEG of the archive: where it was and its label, rank within class and bytes.
@@ -1048,6 +1082,10 @@ mod tests {
         let gone = tmp.path().join("gone.tar.gz");
         assert_eq!(prepare_imdb_checked(&gone, &sha, &dest).unwrap(), files);
         assert_eq!(DataDir::new(&dest).imdb().unwrap(), files);
+        // A lost review invalidates the marker: the next call unpacks again.
+        fs::remove_file(dest.join("aclImdb/test/neg/7_2.txt")).unwrap();
+        assert!(prepare_imdb_checked(&gone, &sha, &dest).is_err());
+        assert_eq!(prepare_imdb_checked(&archive, &sha, &dest).unwrap(), files);
         let ds = Imdb::load(&dest, Split::Train, 3, 4).unwrap();
         // ids: the = 2, great = 3, bad = 4, unknown ("film", "movie") = 1.
         assert_eq!(ds.tokens, vec![4, 1, 0, 0, 3, 1, 0, 0]);
