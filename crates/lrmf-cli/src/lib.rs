@@ -1,1 +1,25 @@
-//! The lrmf command-line tool.
+//! The library behind the `lrmf` binary: argument types, and one function per subcommand that
+//! turns arguments into library calls and a JSON-ready report. xtask calls the same functions,
+//! so the CLI, the reproduction suite and the library give the same number for the same
+//! configuration (one code path).
+
+pub mod strategy;
+
+pub use strategy::{ErrorsReport, StrategyArgs, compare, evaluate};
+
+/// An error that is the user's input: the binary prints it on one line and exits with code 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Wraps any displayable error as a [`UsageError`] (exit code 2).
+pub fn usage(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::Error::new(UsageError(e.to_string()))
+}

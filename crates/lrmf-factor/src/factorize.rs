@@ -44,10 +44,16 @@ impl FactorSpec {
     /// A spec with an explicit α (finite, > 0). A banded method without a band is an error.
     pub fn new(method: Method, band: Option<usize>, alpha: f64) -> Result<Self, FactorError> {
         if method.is_banded() && band.is_none() {
-            return Err(invalid("band", format!("method {method} needs --band p (1 ≤ p ≤ n)")));
+            return Err(invalid(
+                "band",
+                format!("method {method} needs --band p (1 ≤ p ≤ n)"),
+            ));
         }
         if !(alpha.is_finite() && alpha > 0.0) {
-            return Err(invalid("lr-decay", format!("the geometric rate α = {alpha} must be finite and > 0")));
+            return Err(invalid(
+                "lr-decay",
+                format!("the geometric rate α = {alpha} must be finite and > 0"),
+            ));
         }
         Ok(Self {
             method,
@@ -58,12 +64,18 @@ impl FactorSpec {
 
     /// A spec whose α is the schedule's geometric surrogate `β^{1/(n−1)}` (exact for the
     /// exponential schedule).
-    pub fn for_schedule(method: Method, band: Option<usize>, schedule: &LrSchedule) -> Result<Self, FactorError> {
+    pub fn for_schedule(
+        method: Method,
+        band: Option<usize>,
+        schedule: &LrSchedule,
+    ) -> Result<Self, FactorError> {
         Self::new(method, band, schedule.geometric_rate())
     }
 
     fn band_for(&self, n: usize) -> Result<usize, FactorError> {
-        let p = self.band.ok_or_else(|| invalid("band", format!("method {} needs --band p", self.method)))?;
+        let p = self
+            .band
+            .ok_or_else(|| invalid("band", format!("method {} needs --band p", self.method)))?;
         if p == 0 || p > n {
             return Err(invalid("band", format!("{p} is outside 1..=n = {n}")));
         }
@@ -80,7 +92,11 @@ impl Factorizer for FactorSpec {
     /// dense-sqrt O(n³/6) (n ≤ [`MAX_DENSE_N`]).
     fn factorize(&self, w: &Workload) -> Result<Factorization, FactorError> {
         let n = w.n();
-        let alpha = if self.method.is_lr_aware() { self.alpha } else { 1.0 };
+        let alpha = if self.method.is_lr_aware() {
+            self.alpha
+        } else {
+            1.0
+        };
         // T (or T^α) truncated to the length the method needs.
         let series_of = |len: usize| series::scale_powers(&w.toeplitz_series(len), alpha);
         let c = match self.method {

@@ -54,7 +54,10 @@ impl Method {
 
     /// True for the methods that need a band p.
     pub fn is_banded(&self) -> bool {
-        matches!(self, Method::Bsr | Method::LrBsr | Method::Bisr | Method::LrBisr)
+        matches!(
+            self,
+            Method::Bsr | Method::LrBsr | Method::Bisr | Method::LrBisr
+        )
     }
 
     /// True for the learning-rate-aware methods.
@@ -82,14 +85,17 @@ impl fmt::Display for Method {
 impl FromStr for Method {
     type Err = FactorError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Method::ALL.into_iter().find(|m| m.name() == s).ok_or_else(|| {
-            invalid(
-                "method",
-                format!(
-                    "unknown method '{s}'; allowed: {}",
-                    Method::ALL.map(|m| m.name()).join(", ")
-                ),
-            )
-        })
+        Method::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| {
+                invalid(
+                    "method",
+                    format!(
+                        "unknown method '{s}'; allowed: {}",
+                        Method::ALL.map(|m| m.name()).join(", ")
+                    ),
+                )
+            })
     }
 }

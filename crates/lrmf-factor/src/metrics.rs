@@ -39,14 +39,24 @@ impl Errors {
     /// The per-step error curve `sens(C)·‖B[t, :]‖₂`: the standard deviation of the noise in
     /// the model after step t, per unit noise multiplier and clip norm.
     pub fn error_curve(&self) -> Vec<f64> {
-        self.row_norms.iter().map(|r| r * self.sensitivity.value).collect()
+        self.row_norms
+            .iter()
+            .map(|r| r * self.sensitivity.value)
+            .collect()
     }
 }
 
 /// MaxSE, MeanSE and the error curve of `f` for workload `w` under participation `p`.
 pub fn errors(w: &Workload, f: &Factorization, p: Participation) -> Result<Errors, FactorError> {
     if f.c.n() != w.n() {
-        return Err(invalid("n", format!("C has size {} but the workload has {} steps", f.c.n(), w.n())));
+        return Err(invalid(
+            "n",
+            format!(
+                "C has size {} but the workload has {} steps",
+                f.c.n(),
+                w.n()
+            ),
+        ));
     }
     let sens = sensitivity(&f.c, p)?;
     let row_norms = b_row_norms(w, &f.c)?;
@@ -120,7 +130,10 @@ pub fn b_row_norms(w: &Workload, c: &LowerTriangular) -> Result<Vec<f64>, Factor
 pub fn b_dense(w: &Workload, c: &LowerTriangular) -> Result<Mat<f64>, FactorError> {
     let n = w.n();
     if n > MAX_DENSE_N {
-        return Err(invalid("n", format!("dense B needs n ≤ {MAX_DENSE_N}, got {n}")));
+        return Err(invalid(
+            "n",
+            format!("dense B needs n ≤ {MAX_DENSE_N}, got {n}"),
+        ));
     }
     let cd = c.to_dense();
     let mut bt = w.to_dense().transpose().to_owned();
@@ -162,14 +175,23 @@ mod tests {
         let scale = (0..n).map(|t| wd[(t, 0)].abs()).fold(1.0f64, f64::max);
         for t in 0..n {
             for j in 0..n {
-                assert!((bc[(t, j)] - wd[(t, j)]).abs() <= 1e-9 * scale, "{:?} ({t},{j})", spec.method);
+                assert!(
+                    (bc[(t, j)] - wd[(t, j)]).abs() <= 1e-9 * scale,
+                    "{:?} ({t},{j})",
+                    spec.method
+                );
             }
         }
         // Structured row norms = dense row norms.
         let fast = b_row_norms(w, &f.c).unwrap();
         for t in 0..n {
             let dense: f64 = (0..n).map(|j| b[(t, j)] * b[(t, j)]).sum::<f64>().sqrt();
-            assert!((fast[t] - dense).abs() <= 1e-9 * dense.max(1.0), "{:?} row {t}: {} vs {dense}", spec.method, fast[t]);
+            assert!(
+                (fast[t] - dense).abs() <= 1e-9 * dense.max(1.0),
+                "{:?} row {t}: {} vs {dense}",
+                spec.method,
+                fast[t]
+            );
         }
     }
 

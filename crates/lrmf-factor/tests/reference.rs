@@ -9,16 +9,30 @@ use serde_json::Value;
 use std::path::PathBuf;
 
 fn reference() -> Vec<Value> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference/errors.json");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {} ({e}): the shared reference folder must sit beside the repository", path.display()));
-    serde_json::from_str::<Value>(&text).unwrap().as_array().unwrap().clone()
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference/errors.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "cannot read {} ({e}): the shared reference folder must sit beside the repository",
+            path.display()
+        )
+    });
+    serde_json::from_str::<Value>(&text)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 fn check(entry: &Value) {
     let get = |k: &str| entry.get(k);
     let n = get("n").unwrap().as_u64().unwrap() as usize;
-    let kind = Kind::parse_builtin(get("schedule").and_then(Value::as_str).unwrap_or("constant")).unwrap();
+    let kind = Kind::parse_builtin(
+        get("schedule")
+            .and_then(Value::as_str)
+            .unwrap_or("constant"),
+    )
+    .unwrap();
     let beta = get("lr_decay").and_then(Value::as_f64).unwrap_or(1.0);
     let mu = get("momentum").and_then(Value::as_f64).unwrap_or(0.0);
     let lambda = get("weight_decay").and_then(Value::as_f64).unwrap_or(1.0);
@@ -29,12 +43,23 @@ fn check(entry: &Value) {
 
     let schedule = LrSchedule::new(kind, n, beta, 0).unwrap();
     let w = Workload::from_schedule(&schedule, mu, lambda).unwrap();
-    let f = FactorSpec::for_schedule(method, band, &schedule).unwrap().factorize(&w).unwrap();
+    let f = FactorSpec::for_schedule(method, band, &schedule)
+        .unwrap()
+        .factorize(&w)
+        .unwrap();
     let e = errors(&w, &f, Participation::new(n, min_sep, k).unwrap()).unwrap();
-    for (name, got) in [("sensitivity", e.sensitivity.value), ("max_se", e.max_se), ("mean_se", e.mean_se)] {
+    for (name, got) in [
+        ("sensitivity", e.sensitivity.value),
+        ("max_se", e.max_se),
+        ("mean_se", e.mean_se),
+    ] {
         let want = get(name).unwrap().as_f64().unwrap();
         let rel = (got - want).abs() / want.abs();
-        assert!(rel <= 1e-9, "{entry}\n{name}: got {got}, want {want} (relative error {rel:e}, kind {})", e.sensitivity.kind);
+        assert!(
+            rel <= 1e-9,
+            "{entry}\n{name}: got {got}, want {want} (relative error {rel:e}, kind {})",
+            e.sensitivity.kind
+        );
     }
 }
 

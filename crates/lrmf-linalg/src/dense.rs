@@ -15,14 +15,21 @@ impl DenseLower {
         if m.nrows() != m.ncols() || m.nrows() == 0 {
             return Err(LinalgError::invalid(
                 "matrix",
-                format!("must be square and non-empty, got {}×{}", m.nrows(), m.ncols()),
+                format!(
+                    "must be square and non-empty, got {}×{}",
+                    m.nrows(),
+                    m.ncols()
+                ),
             ));
         }
         for j in 0..m.ncols() {
             for i in 0..m.nrows() {
                 let v = m[(i, j)];
                 if !v.is_finite() {
-                    return Err(LinalgError::invalid("matrix", format!("entry ({i}, {j}) is {v}")));
+                    return Err(LinalgError::invalid(
+                        "matrix",
+                        format!("entry ({i}, {j}) is {v}"),
+                    ));
                 }
                 if i < j && v != 0.0 {
                     return Err(LinalgError::invalid(
@@ -80,7 +87,10 @@ impl DenseLower {
         for j in 0..n {
             let d = self.m[(j, j)];
             if d == 0.0 {
-                return Err(LinalgError::invalid("matrix", format!("diagonal entry {j} is zero")));
+                return Err(LinalgError::invalid(
+                    "matrix",
+                    format!("diagonal entry {j} is zero"),
+                ));
             }
             x[j] /= d;
             let xj = x[j];
@@ -101,7 +111,10 @@ impl DenseLower {
             if self.m[(i, i)] <= 0.0 {
                 return Err(LinalgError::invalid(
                     "matrix",
-                    format!("diagonal entry {i} = {} must be > 0 for a real square root", self.m[(i, i)]),
+                    format!(
+                        "diagonal entry {i} = {} must be > 0 for a real square root",
+                        self.m[(i, i)]
+                    ),
                 ));
             }
         }
@@ -153,14 +166,25 @@ mod tests {
 
     #[test]
     fn schur_sqrt_squares_back() {
-        check(&Mat::from_fn(30, 30, |i, j| if j <= i { 1.0 + 0.1 * (i as f64) - 0.05 * j as f64 } else { 0.0 }));
+        check(&Mat::from_fn(30, 30, |i, j| {
+            if j <= i {
+                1.0 + 0.1 * (i as f64) - 0.05 * j as f64
+            } else {
+                0.0
+            }
+        }));
         check(&Mat::from_fn(1, 1, |_, _| 4.0));
     }
 
     #[test]
     fn rejects_upper_entries_and_bad_diagonal() {
         assert!(DenseLower::new(Mat::from_fn(2, 2, |_, _| 1.0)).is_err());
-        let z = DenseLower::new(Mat::from_fn(2, 2, |i, j| if i == 1 && j == 0 { 1.0 } else { 0.0 })).unwrap();
+        let z = DenseLower::new(Mat::from_fn(
+            2,
+            2,
+            |i, j| if i == 1 && j == 0 { 1.0 } else { 0.0 },
+        ))
+        .unwrap();
         assert!(z.sqrt().is_err());
         assert!(z.solve(&[1.0, 1.0]).is_err());
     }

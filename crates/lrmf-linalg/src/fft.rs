@@ -85,7 +85,8 @@ mod tests {
     fn check(a: &[f64], b: &[f64], len: usize) {
         let direct = convolve_direct(a, b, len);
         let fft = convolve_fft(a, b, len);
-        let scale: f64 = a.iter().map(|v| v.abs()).sum::<f64>() * b.iter().map(|v| v.abs()).sum::<f64>();
+        let scale: f64 =
+            a.iter().map(|v| v.abs()).sum::<f64>() * b.iter().map(|v| v.abs()).sum::<f64>();
         for (x, y) in direct.iter().zip(&fft) {
             assert!((x - y).abs() <= 1e-13 * scale.max(1.0), "{x} vs {y}");
         }
@@ -93,8 +94,14 @@ mod tests {
 
     #[test]
     fn small_known_product() {
-        assert_eq!(convolve_direct(&[1.0, 2.0], &[3.0, 4.0], 3), vec![3.0, 10.0, 8.0]);
-        assert_eq!(convolve_direct(&[1.0, 2.0], &[3.0, 4.0], 5), vec![3.0, 10.0, 8.0, 0.0, 0.0]);
+        assert_eq!(
+            convolve_direct(&[1.0, 2.0], &[3.0, 4.0], 3),
+            vec![3.0, 10.0, 8.0]
+        );
+        assert_eq!(
+            convolve_direct(&[1.0, 2.0], &[3.0, 4.0], 5),
+            vec![3.0, 10.0, 8.0, 0.0, 0.0]
+        );
         check(&[1.0, 2.0], &[3.0, 4.0], 3);
     }
 

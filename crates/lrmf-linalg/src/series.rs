@@ -88,10 +88,16 @@ pub fn r_tilde(n: usize) -> Vec<f64> {
 
 fn check_input(c: &[f64], n: usize, name: &'static str) -> Result<(), LinalgError> {
     if n == 0 {
-        return Err(LinalgError::invalid("n", "the number of coefficients must be ≥ 1"));
+        return Err(LinalgError::invalid(
+            "n",
+            "the number of coefficients must be ≥ 1",
+        ));
     }
     if c.is_empty() {
-        return Err(LinalgError::invalid(name, "the series must have at least one coefficient"));
+        return Err(LinalgError::invalid(
+            name,
+            "the series must have at least one coefficient",
+        ));
     }
     if let Some(k) = c.iter().position(|v| !v.is_finite()) {
         return Err(LinalgError::invalid(
@@ -109,7 +115,10 @@ fn check_input(c: &[f64], n: usize, name: &'static str) -> Result<(), LinalgErro
 pub fn inverse(c: &[f64], n: usize, algorithm: Algorithm) -> Result<Vec<f64>, LinalgError> {
     check_input(c, n, "c")?;
     if c[0] == 0.0 {
-        return Err(LinalgError::invalid("c", "c_0 must be non-zero for the series to be invertible"));
+        return Err(LinalgError::invalid(
+            "c",
+            "c_0 must be non-zero for the series to be invertible",
+        ));
     }
     let p = c.len().min(n);
     let use_recurrence = match algorithm {
@@ -126,17 +135,40 @@ pub fn inverse(c: &[f64], n: usize, algorithm: Algorithm) -> Result<Vec<f64>, Li
 
 fn inverse_recurrence(c: &[f64], n: usize) -> Vec<f64> {
     let inv_c0 = 1.0 / c[0];
+    let p = c.len();
+    // tail[i] = c_{p−1−i}: y_k = −(Σ_{j=1}^{p−1} c_j y_{k−j})/c_0 becomes a forward dot product
+    // of `tail` with the window y[k−p+1..k], which vectorises.
+    let tail: Vec<f64> = c[1..].iter().rev().copied().collect();
     let mut y = vec![0.0; n];
     y[0] = inv_c0;
     for k in 1..n {
-        let jmax = k.min(c.len() - 1);
-        let mut s = 0.0;
-        for j in 1..=jmax {
-            s += c[j] * y[k - j];
-        }
+        let s = if k >= p - 1 {
+            dot(&tail, &y[k + 1 - p..k])
+        } else {
+            // Warm-up: fewer than p − 1 earlier terms.
+            dot(&tail[p - 1 - k..], &y[..k])
+        };
         y[k] = -s * inv_c0;
     }
     y
+}
+
+/// `Σ a_i b_i` with four independent accumulators (vectorisable; fixed order, so deterministic).
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    debug_assert_eq!(a.len(), b.len());
+    let mut acc = [0.0f64; 4];
+    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..4 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let mut s = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s
 }
 
 fn inverse_newton(c: &[f64], n: usize) -> Vec<f64> {
@@ -204,7 +236,10 @@ fn sqrt_recurrence(a: &[f64], n: usize) -> Vec<f64> {
 pub fn inverse_sqrt(a: &[f64], n: usize, algorithm: Algorithm) -> Result<Vec<f64>, LinalgError> {
     check_input(a, n, "a")?;
     if a[0] <= 0.0 {
-        return Err(LinalgError::invalid("a", format!("a_0 = {} must be > 0", a[0])));
+        return Err(LinalgError::invalid(
+            "a",
+            format!("a_0 = {} must be > 0", a[0]),
+        ));
     }
     let a = &a[..a.len().min(n)];
     match algorithm {
@@ -254,8 +289,16 @@ mod tests {
     fn r_is_sqrt_of_geometric_and_r_tilde_its_inverse() {
         let n = 50;
         let ones = vec![1.0; n];
-        check(&sqrt(&ones, n, Algorithm::Recurrence).unwrap(), &r(n), 1e-15);
-        check(&inverse(&r(n), n, Algorithm::Recurrence).unwrap(), &r_tilde(n), 1e-14);
+        check(
+            &sqrt(&ones, n, Algorithm::Recurrence).unwrap(),
+            &r(n),
+            1e-15,
+        );
+        check(
+            &inverse(&r(n), n, Algorithm::Recurrence).unwrap(),
+            &r_tilde(n),
+            1e-14,
+        );
         check(&mul(&r(n), &r_tilde(n), n), &unit(n), 1e-15);
         assert_eq!(r(3), vec![1.0, 0.5, 0.375]);
     }
@@ -312,7 +355,7 @@ mod tests {
         #[test]
         fn newton_equals_recurrence(c in prop::collection::vec(0.0f64..1.0, 1..200), n in 1usize..300) {
             let mut c = c;
-            c[0] = 1.0 + c[0];
+            c[0] += 1.0;
             let growth = |v: &[f64]| v.iter().fold(1.0f64, |m, x| m.max(x.abs()));
             let (a, b) = (inverse(&c, n, Algorithm::Recurrence).unwrap(), inverse(&c, n, Algorithm::Newton).unwrap());
             check(&b, &a, 1e-10 * growth(&a));

@@ -22,10 +22,16 @@ impl ToeplitzLower {
             return Err(LinalgError::invalid("n", "the matrix size must be ≥ 1"));
         }
         if c.is_empty() {
-            return Err(LinalgError::invalid("c", "at least one coefficient is needed"));
+            return Err(LinalgError::invalid(
+                "c",
+                "at least one coefficient is needed",
+            ));
         }
         if let Some(k) = c.iter().position(|v| !v.is_finite()) {
-            return Err(LinalgError::invalid("c", format!("coefficient {k} is {}", c[k])));
+            return Err(LinalgError::invalid(
+                "c",
+                format!("coefficient {k} is {}", c[k]),
+            ));
         }
         c.truncate(n);
         Ok(Self { n, c })
@@ -53,7 +59,11 @@ impl ToeplitzLower {
 
     /// Entry `[t, j]`.
     pub fn get(&self, t: usize, j: usize) -> f64 {
-        if j > t { 0.0 } else { self.c.get(t - j).copied().unwrap_or(0.0) }
+        if j > t {
+            0.0
+        } else {
+            self.c.get(t - j).copied().unwrap_or(0.0)
+        }
     }
 
     /// The first `n` coefficients of the inverse, `Toep(c)⁻¹ = Toep(c⁻¹)`. O(n·p) or O(n log n).
@@ -69,7 +79,11 @@ impl ToeplitzLower {
 
     /// `Toep(c)ᵀ·x`, i.e. `y_j = Σ_{t≥j} c_{t−j} x_t`. O(n·p) or O(n log n).
     pub fn apply_transpose(&self, x: &[f64]) -> Vec<f64> {
-        assert_eq!(x.len(), self.n, "apply_transpose: vector length must equal n");
+        assert_eq!(
+            x.len(),
+            self.n,
+            "apply_transpose: vector length must equal n"
+        );
         let rev: Vec<f64> = x.iter().rev().copied().collect();
         let mut y = convolve(&self.c, &rev, self.n);
         y.reverse();
@@ -105,8 +119,12 @@ mod tests {
     fn check(t: &ToeplitzLower, x: &[f64]) {
         let d = t.to_dense();
         let n = t.n();
-        let dense_apply: Vec<f64> = (0..n).map(|i| (0..n).map(|j| d[(i, j)] * x[j]).sum()).collect();
-        let dense_t: Vec<f64> = (0..n).map(|j| (0..n).map(|i| d[(i, j)] * x[i]).sum()).collect();
+        let dense_apply: Vec<f64> = (0..n)
+            .map(|i| (0..n).map(|j| d[(i, j)] * x[j]).sum())
+            .collect();
+        let dense_t: Vec<f64> = (0..n)
+            .map(|j| (0..n).map(|i| d[(i, j)] * x[i]).sum())
+            .collect();
         for (a, b) in t.apply(x).iter().zip(&dense_apply) {
             assert!((a - b).abs() < 1e-10);
         }

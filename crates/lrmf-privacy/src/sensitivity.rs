@@ -65,7 +65,9 @@ impl Participation {
             (None, _) => {
                 return Err(invalid(
                     "min-sep",
-                    format!("--participations {k} > 1 needs --min-sep b (the minimum gap between participations)"),
+                    format!(
+                        "--participations {k} > 1 needs --min-sep b (the minimum gap between participations)"
+                    ),
                 ));
             }
         };
@@ -183,7 +185,10 @@ pub fn sensitivity(c: &LowerTriangular, p: Participation) -> Result<Sensitivity,
                 how: "brute force over all valid participation sets",
             });
         }
-        let mut best = (majorant_bound(&coeffs, b, k), "closed form on the non-increasing majorant of |c|");
+        let mut best = (
+            majorant_bound(&coeffs, b, k),
+            "closed form on the non-increasing majorant of |c|",
+        );
         if (n as f64).powi(2) * k as f64 <= GRAM_DP_WORK {
             let v = gram_dp_bound(&toeplitz_gram(&coeffs), b, k);
             if v < best.0 {
@@ -199,7 +204,12 @@ pub fn sensitivity(c: &LowerTriangular, p: Participation) -> Result<Sensitivity,
     // Dense C.
     let dense = c.to_dense();
     let col_norms: Vec<f64> = (0..n)
-        .map(|j| (j..n).map(|i| dense[(i, j)] * dense[(i, j)]).sum::<f64>().sqrt())
+        .map(|j| {
+            (j..n)
+                .map(|i| dense[(i, j)] * dense[(i, j)])
+                .sum::<f64>()
+                .sqrt()
+        })
         .collect();
     let max_col = col_norms.iter().fold(0.0f64, |m, v| m.max(*v));
     if k == 1 {
@@ -219,9 +229,12 @@ pub fn sensitivity(c: &LowerTriangular, p: Participation) -> Result<Sensitivity,
     // Triangle inequality: ‖Σ_{j∈π} C e_j‖ ≤ sum of the k largest column norms.
     let mut sorted = col_norms.clone();
     sorted.sort_by(|a, b| b.total_cmp(a));
-    let mut best = (sorted.iter().take(k).sum::<f64>(), "triangle inequality over the k largest columns");
+    let mut best = (
+        sorted.iter().take(k).sum::<f64>(),
+        "triangle inequality over the k largest columns",
+    );
     if (n as f64).powi(2) * k as f64 <= GRAM_DP_WORK {
-        let gram = &dense.transpose() * &dense;
+        let gram = dense.transpose() * &dense;
         let v = gram_dp_bound(&gram, b, k);
         if v < best.0 {
             best = (v, "dynamic program over |CᵀC|");
@@ -319,8 +332,16 @@ pub fn gram_dp_bound(x: &Mat<f64>, b: usize, k: usize) -> f64 {
     let mut u = vec![0.0; n];
     for i in 0..n {
         let row: Vec<f64> = (0..n).map(|j| x[(i, j)].abs()).collect();
-        let left = if i >= b { separated_best(&row[..=i - b], b, k - 1) } else { vec![0.0; k] };
-        let right = if i + b < n { separated_best_rev(&row[i + b..], b, k - 1) } else { vec![0.0; k] };
+        let left = if i >= b {
+            separated_best(&row[..=i - b], b, k - 1)
+        } else {
+            vec![0.0; k]
+        };
+        let right = if i + b < n {
+            separated_best_rev(&row[i + b..], b, k - 1)
+        } else {
+            vec![0.0; k]
+        };
         let mut best = 0.0f64;
         for l in 0..k {
             best = best.max(left[l] + right[k - 1 - l]);
@@ -346,7 +367,11 @@ fn count_sets(n: usize, b: usize, k: usize) -> f64 {
     for pos in 0..n {
         g[pos][1] = 1.0;
         for c in 2..=k {
-            g[pos][c] = if pos >= b { prefix[pos - b][c - 1] } else { 0.0 };
+            g[pos][c] = if pos >= b {
+                prefix[pos - b][c - 1]
+            } else {
+                0.0
+            };
         }
         for c in 1..=k {
             prefix[pos][c] = g[pos][c] + if pos > 0 { prefix[pos - 1][c] } else { 0.0 };
@@ -358,7 +383,10 @@ fn count_sets(n: usize, b: usize, k: usize) -> f64 {
 
 fn brute_force_if_small(c: &LowerTriangular, b: usize, k: usize) -> Option<f64> {
     let n = c.n();
-    if count_sets(n, b, k) * n as f64 > BRUTE_FORCE_WORK {
+    // There are at least n sets (the singletons): skip the count when n² alone is too much.
+    if (n as f64) * (n as f64) > BRUTE_FORCE_WORK
+        || count_sets(n, b, k) * n as f64 > BRUTE_FORCE_WORK
+    {
         return None;
     }
     Some(brute_force(&c.to_dense(), b, k))
@@ -368,7 +396,9 @@ fn brute_force_if_small(c: &LowerTriangular, b: usize, k: usize) -> Option<f64> 
 /// (|π| ≤ k, gaps ≥ b). Exponential in n: the test oracle, and used for tiny problems.
 pub fn brute_force(c: &Mat<f64>, b: usize, k: usize) -> f64 {
     let n = c.nrows();
-    let cols: Vec<Vec<f64>> = (0..n).map(|j| (0..n).map(|i| c[(i, j)]).collect()).collect();
+    let cols: Vec<Vec<f64>> = (0..n)
+        .map(|j| (0..n).map(|i| c[(i, j)]).collect())
+        .collect();
     let mut best = 0.0f64;
     let mut acc = vec![0.0; n];
     fn go(cols: &[Vec<f64>], start: usize, left: usize, b: usize, acc: &mut [f64], best: &mut f64) {
@@ -402,7 +432,10 @@ mod tests {
         let exact = brute_force(&c.to_dense(), b, k);
         assert!(s.value >= exact, "{s:?} under-states the exact {exact}");
         if s.kind != SensitivityKind::UpperBound {
-            assert!((s.value - exact).abs() <= 1e-12 * exact.max(1.0), "{s:?} vs {exact}");
+            assert!(
+                (s.value - exact).abs() <= 1e-12 * exact.max(1.0),
+                "{s:?} vs {exact}"
+            );
         }
         s
     }
@@ -419,14 +452,20 @@ mod tests {
         let s = check(&toeplitz(vec![1.0; 9]), 1, 1);
         assert!((s.value - 3.0).abs() < 1e-14);
         assert_eq!(s.kind, SensitivityKind::Exact);
-        let s = sensitivity(&toeplitz(lrmf_linalg::series::r(200)), Participation::new(200, Some(20), 10).unwrap()).unwrap();
+        let s = sensitivity(
+            &toeplitz(lrmf_linalg::series::r(200)),
+            Participation::new(200, Some(20), 10).unwrap(),
+        )
+        .unwrap();
         assert_eq!(s.kind, SensitivityKind::ClosedForm);
     }
 
     #[test]
     fn increasing_coefficients_are_bounded_not_closed_form() {
         // c increasing: the closed form's precondition fails.
-        let c: Vec<f64> = (0..40).map(|k| 1.0 + 0.9f64.powi(k as i32) * -0.5).collect();
+        let c: Vec<f64> = (0..40)
+            .map(|k| 1.0 + 0.9f64.powi(k as i32) * -0.5)
+            .collect();
         let big = toeplitz(c);
         let s = sensitivity(&big, Participation::new(40, Some(5), 8).unwrap()).unwrap();
         assert_eq!(s.kind, SensitivityKind::UpperBound);
@@ -445,7 +484,13 @@ mod tests {
 
     #[test]
     fn gram_dp_bound_dominates_on_dense() {
-        let m = Mat::from_fn(9, 9, |i, j| if j <= i { ((i * 7 + j * 3) % 5) as f64 - 2.0 } else { 0.0 });
+        let m = Mat::from_fn(9, 9, |i, j| {
+            if j <= i {
+                ((i * 7 + j * 3) % 5) as f64 - 2.0
+            } else {
+                0.0
+            }
+        });
         let mut m = m;
         for i in 0..9 {
             m[(i, i)] = 1.0 + i as f64;
