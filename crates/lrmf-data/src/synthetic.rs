@@ -211,9 +211,8 @@ pub fn encode_jpeg(planes: &[u8], quality: u8) -> Result<Vec<u8>> {
             HEIGHT as u32,
             image::ExtendedColorType::Rgb8,
         )
-        .map_err(|source| DataError::Decode {
-            path: "<fixture jpeg>".into(),
-            source,
+        .map_err(|e| {
+            DataError::malformed("<fixture jpeg>", format!("JPEG encoding failed: {e}"))
         })?;
     Ok(out)
 }
