@@ -180,7 +180,7 @@ impl Cnn {
         self.strategy = strategy;
     }
 
-    /// Examples per forward/backward chunk (default 256; memory grows linearly with it).
+    /// Examples per forward/backward chunk (default 16; memory grows linearly with it).
     pub fn set_chunk_size(&mut self, chunk: usize) -> Result<()> {
         driver::check_chunk(chunk)?;
         self.chunk = chunk;

@@ -10,15 +10,11 @@ use crate::{Result, TrainError};
 ///
 /// Complexity: O(len).
 pub(crate) fn relu_forward(x: &mut [f32]) -> Vec<bool> {
-    x.iter_mut()
-        .map(|v| {
-            let on = *v > 0.0;
-            if !on {
-                *v = 0.0;
-            }
-            on
-        })
-        .collect()
+    let mask: Vec<bool> = x.iter().map(|&v| v > 0.0).collect();
+    for v in x.iter_mut() {
+        *v = v.max(0.0);
+    }
+    mask
 }
 
 /// ReLU backward: dx = dy·[x > 0].
@@ -26,9 +22,7 @@ pub(crate) fn relu_forward(x: &mut [f32]) -> Vec<bool> {
 /// Complexity: O(len).
 pub(crate) fn relu_backward(dy: &mut [f32], mask: &[bool]) {
     for (d, &on) in dy.iter_mut().zip(mask) {
-        if !on {
-            *d = 0.0;
-        }
+        *d = if on { *d } else { 0.0 };
     }
 }
 

@@ -480,6 +480,20 @@ fn bad_inputs_are_errors() {
         labels: vec![0, 4],
     };
     assert!(model.clipped_gradient_sum(&bad_label, None).is_err());
+    let mut nan = pixels.clone();
+    nan[5] = f32::NAN;
+    assert!(
+        model
+            .clipped_gradient_sum(
+                &Batch::Images {
+                    pixels: nan,
+                    shape,
+                    labels: vec![0, 1]
+                },
+                None
+            )
+            .is_err()
+    );
     let short = Batch::Images {
         pixels: pixels[1..].to_vec(),
         shape,

@@ -87,7 +87,7 @@ impl TextClassifier {
         &self.config
     }
 
-    /// Examples per forward/backward chunk (default 256).
+    /// Examples per forward/backward chunk (default 16).
     pub fn set_chunk_size(&mut self, chunk: usize) -> Result<()> {
         driver::check_chunk(chunk)?;
         self.chunk = chunk;
