@@ -3,6 +3,8 @@
 //! so the CLI, the reproduction suite and the library give the same number for the same
 //! configuration (one code path).
 
+pub mod accounting;
+pub mod noise;
 pub mod strategy;
 
 pub use strategy::{ErrorsReport, StrategyArgs, compare, evaluate};

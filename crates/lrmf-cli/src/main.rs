@@ -5,6 +5,8 @@
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use lrmf_cli::accounting::{AccountingArgs, AccountingReport};
+use lrmf_cli::noise::NoiseArgs;
 use lrmf_cli::{ErrorsReport, StrategyArgs, UsageError};
 use std::process::ExitCode;
 
@@ -34,6 +36,36 @@ enum Command {
         #[command(flatten)]
         strategy: StrategyArgs,
         /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The noise multiplier for a target (ε, δ), with the strategy's sensitivity and noise std.
+    Calibrate {
+        /// Target ε (> 0).
+        #[arg(long, allow_negative_numbers = true)]
+        epsilon: f64,
+        #[command(flatten)]
+        accounting: AccountingArgs,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The ε spent at a given noise multiplier.
+    Epsilon {
+        /// Noise multiplier z (> 0): noise std per unit sensitivity and clip norm.
+        #[arg(long = "noise-multiplier", allow_negative_numbers = true)]
+        noise_multiplier: f64,
+        #[command(flatten)]
+        accounting: AccountingArgs,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a strategy's correlated noise σ·C⁻¹Z (n × d, f32) to a .npy file.
+    Noise {
+        #[command(flatten)]
+        noise: NoiseArgs,
+        /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -76,7 +108,74 @@ fn run(cli: Cli) -> Result<()> {
                 print_compare(&rows);
             }
         }
+        Command::Calibrate {
+            epsilon,
+            accounting,
+            json,
+        } => {
+            let r = lrmf_cli::accounting::calibrate(epsilon, &accounting)?;
+            print_accounting(&r, json, true)?;
+        }
+        Command::Epsilon {
+            noise_multiplier,
+            accounting,
+            json,
+        } => {
+            let r = lrmf_cli::accounting::epsilon(noise_multiplier, &accounting)?;
+            print_accounting(&r, json, false)?;
+        }
+        Command::Noise { noise, json } => {
+            let r = lrmf_cli::noise::run(&noise)?;
+            if let Some(w) = &r.warning {
+                eprintln!("warning: {w}");
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!(
+                    "wrote {} ({} × {} f32): {} noise, form {}, {} bytes of generator state",
+                    r.out, r.n, r.dim, r.method, r.form, r.state_bytes
+                );
+            }
+        }
     }
+    Ok(())
+}
+
+fn print_accounting(r: &AccountingReport, json: bool, calibrate: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(r)?);
+        return Ok(());
+    }
+    println!("accountant        {} ({})", r.accountant, r.sampling);
+    if let (Some(m), Some(n)) = (&r.method, r.n) {
+        println!("strategy          {m}, n = {n}");
+    }
+    if calibrate {
+        println!("target            ε = {}, δ = {}", r.epsilon, r.delta);
+        if let Some(a) = r.epsilon_achieved {
+            println!("achieved ε        {a}");
+        }
+    } else {
+        println!("ε                 {}", r.epsilon);
+        println!("δ                 {}", r.delta);
+    }
+    println!("noise multiplier  {}", r.noise_multiplier);
+    println!(
+        "sensitivity       {} ({})",
+        r.sensitivity, r.sensitivity_kind
+    );
+    println!(
+        "noise std         {} per unit clip norm (z · sens)",
+        r.noise_std
+    );
+    if let Some(c) = r.confidence {
+        println!(
+            "confidence        {c} ({} samples per direction)",
+            r.samples.unwrap_or(0)
+        );
+    }
+    println!("rounding          {}", r.rounding);
     Ok(())
 }
 

@@ -16,7 +16,7 @@ use std::time::Instant;
 pub struct StrategyArgs {
     /// Number of training steps n (≥ 1).
     #[arg(long, allow_negative_numbers = true)]
-    pub n: usize,
+    pub n: Option<usize>,
     /// Learning-rate schedule: constant, exponential, polynomial, linear, cosine, step, step:K or file:PATH (one rate per line).
     #[arg(long, default_value = "constant")]
     pub schedule: String,
@@ -69,9 +69,7 @@ impl StrategyArgs {
     /// Validates everything but the method: schedule, workload and participation. Reads the
     /// schedule file of `file:PATH`.
     pub fn problem(&self) -> Result<Problem> {
-        if self.n == 0 {
-            return Err(usage("invalid --n: the number of steps must be ≥ 1"));
-        }
+        let n = self.n()?;
         let kind = match self.schedule.strip_prefix("file:") {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -80,16 +78,25 @@ impl StrategyArgs {
             }
             None => Kind::parse_builtin(&self.schedule).map_err(usage)?,
         };
-        let schedule = LrSchedule::new(kind, self.n, self.lr_decay, self.warmup).map_err(usage)?;
+        let schedule = LrSchedule::new(kind, n, self.lr_decay, self.warmup).map_err(usage)?;
         let workload =
             Workload::from_schedule(&schedule, self.momentum, self.weight_decay).map_err(usage)?;
         let participation =
-            Participation::new(self.n, self.min_sep, self.participations).map_err(usage)?;
+            Participation::new(n, self.min_sep, self.participations).map_err(usage)?;
         Ok(Problem {
             schedule,
             workload,
             participation,
         })
+    }
+
+    /// `--n`, which must be given and ≥ 1.
+    pub fn n(&self) -> Result<usize> {
+        match self.n {
+            None => Err(usage("missing --n: the number of steps (≥ 1) is required")),
+            Some(0) => Err(usage("invalid --n: the number of steps must be ≥ 1")),
+            Some(n) => Ok(n),
+        }
     }
 
     /// The method named by `--method`.
@@ -192,7 +199,7 @@ fn evaluate_method(args: &StrategyArgs, problem: &Problem, method: Method) -> Re
         ));
     }
     Ok(ErrorsReport {
-        n: args.n,
+        n: problem.workload.n(),
         method: method.name().to_string(),
         schedule: problem.schedule.kind().name(),
         lr_decay: problem.schedule.lr_decay(),
@@ -227,7 +234,7 @@ pub fn compare(args: &StrategyArgs) -> Result<(Vec<ErrorsReport>, Vec<String>)> 
             skipped.push(format!("{method}: needs --band"));
             continue;
         }
-        if method == Method::DenseSqrt && args.n > lrmf_factor::MAX_DENSE_N {
+        if method == Method::DenseSqrt && problem.workload.n() > lrmf_factor::MAX_DENSE_N {
             skipped.push(format!(
                 "{method}: n > {} (O(n³))",
                 lrmf_factor::MAX_DENSE_N
