@@ -72,7 +72,7 @@ pub enum Mode {
 ///
 /// **What it guarantees:** the noise takes values only on the regular lattice `λℤ`; its low-order
 /// bits no longer carry the irregular pattern of reachable floating-point values that Mironov's
-/// attack (CCS 2012) reads, and every lattice point has (up to the 2⁻⁵² tail truncation and the
+/// attack (CCS 2012) reads, and every lattice point has (up to the tail truncation and the
 /// ~10⁻¹⁰ transform error) exactly the Gaussian mass of its rounding cell.
 /// **What it does not guarantee:** the release `x + noise` is still computed in floating point
 /// by the caller, and the rounding of that sum can still depend on `x`. For a release whose
@@ -235,8 +235,8 @@ impl Scratch {
 /// memory, arithmetic, determinism).
 ///
 /// # Privacy contract
-/// - The noise is exactly `σ·C⁻¹Z` with `Z` i.i.d. N(0, 1) up to f32 rounding, a 2⁻⁵² tail
-///   truncation of each Gaussian and ~10⁻¹⁰ relative transform error (see [`crate::gaussian`]); each
+/// - The noise is exactly `σ·C⁻¹Z` with `Z` i.i.d. N(0, 1) up to f32 rounding, a tail
+///   truncation at |z| ≤ 9.49 (an additive δ of 2⁻⁶⁴ per pair of Gaussians) and ~10⁻¹⁰ relative transform error (see [`crate::gaussian`]); each
 ///   row `z_j` is drawn once and reused by every step that needs it (never re-keyed per step).
 /// - The randomness is ChaCha20 keyed by [`Seed`]; only [`Seed::FromOs`] is suitable for a real
 ///   release ([`CorrelatedNoise::is_private_release_safe`]).
