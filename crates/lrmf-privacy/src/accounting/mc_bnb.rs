@@ -27,8 +27,9 @@
 //! non-negative); other strategies are refused rather than risk an under-stated ε.
 //!
 //! # Estimator and confidence bound
-//! Samples are drawn in fixed chunks of [`CHUNK`] with a ChaCha20 stream per (chunk, direction),
-//! so the answer does not depend on the number of threads. For "remove", sample j uses bin
+//! Samples are drawn in fixed chunks of [`CHUNK`] with a ChaCha20 stream per chunk, so the
+//! answer does not depend on the number of threads. Both directions use the same draws w: each
+//! direction's samples are i.i.d. on their own, and only per-direction bounds are used. For "remove", sample j uses bin
 //! i* = j mod b (stratified; the sample count is rounded up to a multiple of b, so the
 //! average of the per-sample means is exactly δ). The variables V_j = (1 − e^{ε − L_j})₊ are
 //! independent and in [0, 1]; the one-sided Chernoff–Hoeffding bound (Hoeffding 1963, Thm. 1,
@@ -104,12 +105,6 @@ pub struct MonteCarloBnb {
 struct Losses {
     positive: Vec<f64>,
     m: usize,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Dir {
-    Remove = 0,
-    Add = 1,
 }
 
 /// Bernoulli relative entropy kl(p ‖ q), with 0·ln 0 = 0.
@@ -260,31 +255,40 @@ impl MonteCarloBnb {
         1.0 - self.confidence
     }
 
-    /// Privacy losses of `dir` at noise multiplier z from stream family `round`. O(m·b²).
-    fn losses(&self, z: f64, dir: Dir, round: u64) -> Result<Losses> {
+    /// Privacy losses of both directions `[remove, add]` at noise multiplier z from stream
+    /// family `round`. The two directions share the draws w (each direction's samples are still
+    /// i.i.d., which is all its bound needs; see the module doc). O(m·b²).
+    fn losses(&self, z: f64, round: u64) -> Result<[Losses; 2]> {
         let (b, m) = (self.bins, self.samples);
         let chunks = m.div_ceil(CHUNK);
         let inv_z = 1.0 / z;
         let inv_z2 = inv_z * inv_z;
         let ln_b = (b as f64).ln();
-        // Means of the b scores: row i* for "remove", one row for "add".
-        let means: Vec<f64> = match dir {
-            Dir::Remove => (0..b * b)
-                .map(|r| (self.gram[r] - 0.5 * self.gram[(r % b) * b + r % b]) * inv_z2)
-                .collect(),
-            Dir::Add => (0..b)
-                .map(|i| -0.5 * self.gram[i * b + i] * inv_z2)
-                .collect(),
+        // Means of the b scores: row i* of `remove` = (G[i*, i] − G[i, i]/2)/z²; `add` = −G[i, i]/(2z²).
+        let remove: Vec<f64> = (0..b * b)
+            .map(|r| (self.gram[r] - 0.5 * self.gram[(r % b) * b + r % b]) * inv_z2)
+            .collect();
+        let add: Vec<f64> = (0..b)
+            .map(|i| -0.5 * self.gram[i * b + i] * inv_z2)
+            .collect();
+        let lse = |u: &[f64], mean: &[f64], s: &mut [f64]| -> f64 {
+            let mut mx = f64::NEG_INFINITY;
+            for ((si, ui), mi) in s.iter_mut().zip(u).zip(mean) {
+                *si = mi + ui * inv_z;
+                mx = mx.max(*si);
+            }
+            mx + s.iter().map(|v| (v - mx).exp()).sum::<f64>().ln() - ln_b
         };
-        let per_chunk: Vec<Vec<f64>> = (0..chunks)
+        let per_chunk: Vec<[Vec<f64>; 2]> = (0..chunks)
             .into_par_iter()
             .map(|ch| {
                 let mut rng = ChaCha20Rng::seed_from_u64(self.seed);
-                rng.set_stream((round << 40) | ((ch as u64) << 1) | dir as u64);
+                rng.set_stream((round << 40) | ch as u64);
                 let (start, end) = (ch * CHUNK, ((ch + 1) * CHUNK).min(m));
                 let mut w = vec![0.0f64; b];
                 let mut u = vec![0.0f64; b];
-                let mut out = Vec::new();
+                let mut s = vec![0.0f64; b];
+                let mut out = [Vec::new(), Vec::new()];
                 for j in start..end {
                     for wi in w.iter_mut() {
                         *wi = StandardNormal.sample(&mut rng);
@@ -297,34 +301,33 @@ impl MonteCarloBnb {
                             *ui += r * wc;
                         }
                     }
-                    let mean = match dir {
-                        Dir::Remove => &means[(j % b) * b..(j % b + 1) * b],
-                        Dir::Add => &means[..],
-                    };
-                    for (ui, mi) in u.iter_mut().zip(mean) {
-                        *ui = mi + *ui * inv_z;
-                    }
-                    let mx = u.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                    let lse = mx + u.iter().map(|v| (v - mx).exp()).sum::<f64>().ln() - ln_b;
-                    let loss = match dir {
-                        Dir::Remove => lse,
-                        Dir::Add => -lse,
-                    };
-                    if loss > 0.0 || loss.is_nan() {
-                        out.push(loss);
+                    let istar = j % b;
+                    let l_remove = lse(&u, &remove[istar * b..(istar + 1) * b], &mut s);
+                    let l_add = -lse(&u, &add, &mut s);
+                    for (d, loss) in [l_remove, l_add].into_iter().enumerate() {
+                        if loss > 0.0 || loss.is_nan() {
+                            out[d].push(loss);
+                        }
                     }
                 }
                 out
             })
             .collect();
-        let mut positive: Vec<f64> = per_chunk.into_iter().flatten().collect();
-        if positive.iter().any(|v| v.is_nan()) {
-            return Err(AccountingError::Unreachable(format!(
-                "the privacy loss is NaN at --noise-multiplier {z}"
-            )));
+        let mut result = [Vec::new(), Vec::new()];
+        for [r, a] in per_chunk {
+            result[0].extend(r);
+            result[1].extend(a);
         }
-        positive.sort_by(|a, b| b.total_cmp(a));
-        Ok(Losses { positive, m })
+        let [mut r, mut a] = result;
+        for v in [&mut r, &mut a] {
+            if v.iter().any(|x| x.is_nan()) {
+                return Err(AccountingError::Unreachable(format!(
+                    "the privacy loss is NaN at --noise-multiplier {z}"
+                )));
+            }
+            v.sort_by(|x, y| y.total_cmp(x));
+        }
+        Ok([Losses { positive: r, m }, Losses { positive: a, m }])
     }
 
     /// V̄(ε) = (1/m) Σ_j (1 − e^{ε − L_j})₊. O(#{L_j > ε}).
@@ -353,8 +356,7 @@ impl MonteCarloBnb {
             )));
         }
         let mut eps = 0.0f64;
-        for dir in [Dir::Remove, Dir::Add] {
-            let l = self.losses(z, dir, round)?;
+        for l in self.losses(z, round)? {
             eps = eps.max(bisect_epsilon(
                 |e| Ok(Self::ucb(&l, e, alpha)),
                 delta,
@@ -366,8 +368,7 @@ impl MonteCarloBnb {
 
     fn delta_at_level(&self, z: f64, epsilon: f64, alpha: f64, round: u64) -> Result<f64> {
         let mut d = 0.0f64;
-        for dir in [Dir::Remove, Dir::Add] {
-            let l = self.losses(z, dir, round)?;
+        for l in self.losses(z, round)? {
             d = d.max(Self::ucb(&l, epsilon, alpha));
         }
         Ok(d)
@@ -378,8 +379,7 @@ impl MonteCarloBnb {
     pub fn delta_point_estimate(&self, noise_multiplier: f64, epsilon: f64) -> Result<[f64; 2]> {
         check_noise_multiplier(noise_multiplier)?;
         check_epsilon_arg(epsilon)?;
-        let r = self.losses(noise_multiplier, Dir::Remove, 0)?;
-        let a = self.losses(noise_multiplier, Dir::Add, 0)?;
+        let [r, a] = self.losses(noise_multiplier, 0)?;
         Ok([Self::mean(&r, epsilon), Self::mean(&a, epsilon)])
     }
 
@@ -390,8 +390,7 @@ impl MonteCarloBnb {
         check_noise_multiplier(noise_multiplier)?;
         check_delta(delta)?;
         let mut eps = 0.0f64;
-        for dir in [Dir::Remove, Dir::Add] {
-            let l = self.losses(noise_multiplier, dir, 0)?;
+        for l in self.losses(noise_multiplier, 0)? {
             eps = eps.max(bisect_epsilon(|e| Ok(Self::mean(&l, e)), delta, 1e-10)?);
         }
         Ok(eps)

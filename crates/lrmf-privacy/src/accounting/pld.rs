@@ -240,21 +240,12 @@ impl PldPoisson {
     }
 }
 
-/// ln Σ_j μ_j e^{t·(offset + j)} (log-MGF in grid units), stably.
-fn log_mgf(p: &DiscretePld, t: f64) -> f64 {
-    let mut m = f64::NEG_INFINITY;
-    for (j, &mu) in p.masses.iter().enumerate() {
-        if mu > 0.0 {
-            m = m.max(mu.ln() + t * (p.offset + j as i64) as f64);
-        }
-    }
-    let s: f64 = p
-        .masses
+/// ln Σ_j μ_j e^{t·i_j} (log-MGF in grid units) from the pairs `(i_j, ln μ_j)`, stably.
+fn log_mgf(points: &[(f64, f64)], t: f64) -> f64 {
+    let m = points
         .iter()
-        .enumerate()
-        .filter(|(_, mu)| **mu > 0.0)
-        .map(|(j, &mu)| (mu.ln() + t * (p.offset + j as i64) as f64 - m).exp())
-        .sum();
+        .fold(f64::NEG_INFINITY, |m, &(i, lm)| m.max(lm + t * i));
+    let s: f64 = points.iter().map(|&(i, lm)| (lm + t * i - m).exp()).sum();
     m + s.ln()
 }
 
@@ -266,15 +257,22 @@ pub fn compose(p: &DiscretePld, steps: usize) -> Result<DiscretePld> {
     // Chernoff window: P(S ≥ s) ≤ exp(k·K(t) − t·s), t > 0, and symmetrically for t < 0.
     let log_tail = (TAIL_MASS_TRUNCATION / 2.0).ln();
     let (mut s_hi, mut s_lo) = (nat_hi, nat_lo);
-    for i in 0..=120 {
-        let theta = 10f64.powf(-3.0 + 6.0 * i as f64 / 120.0); // order in loss units
+    let points: Vec<(f64, f64)> = p
+        .masses
+        .iter()
+        .enumerate()
+        .filter(|(_, mu)| **mu > 0.0)
+        .map(|(j, &mu)| ((p.offset + j as i64) as f64, mu.ln()))
+        .collect();
+    for i in 0..=48 {
+        let theta = 10f64.powf(-3.0 + 6.0 * i as f64 / 48.0); // order in loss units
         let t = theta * p.h;
-        let up = (k * log_mgf(p, t) - log_tail) / t;
+        let up = (k * log_mgf(&points, t) - log_tail) / t;
         if up.is_finite() {
             s_hi = s_hi.min(up.ceil());
         }
         // P(S ≤ s) ≤ exp(k·K(−t) + t·s) for t > 0.
-        let down = (log_tail - k * log_mgf(p, -t)) / t;
+        let down = (log_tail - k * log_mgf(&points, -t)) / t;
         if down.is_finite() {
             s_lo = s_lo.max(down.floor());
         }
