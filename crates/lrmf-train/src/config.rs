@@ -329,6 +329,9 @@ pub enum PrivacyMode {
 pub enum AccountantKind {
     /// Analytic Gaussian mechanism, no amplification: valid for any b-min-separated sampling.
     Gaussian,
+    /// Monte Carlo balls-in-bins accountant (amplification by the random bin assignment);
+    /// requires `sampling = "balls-in-bins"`. Reports an upper confidence bound.
+    McBnb,
 }
 
 impl AccountantKind {
@@ -336,6 +339,7 @@ impl AccountantKind {
     pub fn name(self) -> &'static str {
         match self {
             AccountantKind::Gaussian => "gaussian",
+            AccountantKind::McBnb => "mc-bnb",
         }
     }
 }
@@ -372,6 +376,12 @@ pub struct PrivacyConfig {
     /// Sampling (default `balls-in-bins`).
     #[serde(default = "balls_in_bins")]
     pub sampling: Sampling,
+    /// mc-bnb: Monte Carlo samples per direction (default: the accountant's).
+    #[serde(default)]
+    pub mc_samples: Option<usize>,
+    /// mc-bnb: confidence level of the ε bound, in (0, 1) (default: the accountant's).
+    #[serde(default)]
+    pub mc_confidence: Option<f64>,
 }
 
 fn private() -> PrivacyMode {
@@ -680,6 +690,35 @@ impl TrainConfig {
                         ));
                     }
                 }
+                let mc = p.accountant == AccountantKind::McBnb;
+                if mc && p.sampling != Sampling::BallsInBins {
+                    return Err(cfg_err(
+                        "privacy.accountant",
+                        "mc-bnb holds only for sampling = \"balls-in-bins\"",
+                    ));
+                }
+                if !mc && (p.mc_samples.is_some() || p.mc_confidence.is_some()) {
+                    return Err(cfg_err(
+                        "privacy.mc_samples",
+                        "mc_samples and mc_confidence only apply to accountant = \"mc-bnb\"",
+                    ));
+                }
+                if let Some(s) = p.mc_samples
+                    && !(1..=100_000_000).contains(&s)
+                {
+                    return Err(cfg_err(
+                        "privacy.mc_samples",
+                        format!("must be in 1..=100000000, got {s}"),
+                    ));
+                }
+                if let Some(c) = p.mc_confidence
+                    && !(c > 0.0 && c < 1.0)
+                {
+                    return Err(cfg_err(
+                        "privacy.mc_confidence",
+                        format!("must be in (0, 1), got {c}"),
+                    ));
+                }
                 match (p.epsilon, p.noise_multiplier) {
                     (Some(_), Some(_)) => {
                         return Err(cfg_err(
@@ -931,6 +970,16 @@ delta = 1e-5
                 "data.max_len",
             ),
             ("hidden = [16]", "hidden = [0]", "model.hidden"),
+            (
+                "delta = 1e-5",
+                "delta = 1e-5\naccountant = \"mc-bnb\"\nsampling = \"fixed-partition\"",
+                "privacy.accountant",
+            ),
+            (
+                "delta = 1e-5",
+                "delta = 1e-5\nmc_samples = 10",
+                "privacy.mc_samples",
+            ),
             ("hidden = [16]", "embed_dim = 8", "model.embed_dim"),
             ("kind = \"mlp\"", "kind = \"text\"", "model.kind"),
         ];

@@ -5,7 +5,7 @@
 use lrmf_factor::{FactorSpec, Factorizer, Method};
 use lrmf_linalg::LowerTriangular;
 use lrmf_noise::{CorrelatedNoise, Mode, NoiseGenerator, NoiseState, Seed};
-use lrmf_privacy::accounting::AccountingPlan;
+use lrmf_privacy::accounting::{AccountingPlan, McOptions};
 use lrmf_privacy::{Participation, sensitivity};
 use lrmf_schedule::LrSchedule;
 use lrmf_workload::Workload;
@@ -114,6 +114,19 @@ impl PrivacyPlan {
         }
         let accounting = match p.accountant {
             AccountantKind::Gaussian => AccountingPlan::gaussian(sens.value),
+            AccountantKind::McBnb => {
+                // The accountant's randomness need not be secret, only fixed before looking at
+                // the data: a seed derived from the config hash makes the calibration (and so
+                // σ) identical when a run is resumed.
+                let hash = config.hash();
+                let seed = u64::from_str_radix(&hash[..16], 16).expect("hex digest");
+                let options = McOptions {
+                    samples: p.mc_samples.unwrap_or(McOptions::default().samples),
+                    confidence: p.mc_confidence.unwrap_or(McOptions::default().confidence),
+                    seed: Some(seed),
+                };
+                AccountingPlan::mc_bnb(&c, b, sens.value, options)
+            }
         }
         .map_err(|e| cfg("privacy.accountant", e.to_string()))?;
         let report = match (p.epsilon, p.noise_multiplier) {
@@ -130,6 +143,12 @@ impl PrivacyPlan {
                 ));
             }
         };
+        if let Some(conf) = report.confidence {
+            warnings.push(format!(
+                "epsilon is a Monte Carlo upper bound at confidence {conf} ({} samples)",
+                report.samples.unwrap_or(0)
+            ));
+        }
         Ok(Self {
             c,
             sensitivity: sens.value,
@@ -161,8 +180,7 @@ impl PrivacyPlan {
         let noise_err = |e: lrmf_noise::NoiseError| TrainError::Other(format!("noise: {e}"));
         let generator = match (seed, state) {
             (NoiseSeed::FromCheckpoint, Some(bytes)) => {
-                let st: NoiseState = serde_json::from_slice(bytes)
-                    .map_err(|e| TrainError::Other(format!("checkpoint noise state: {e}")))?;
+                let st = decode_state(bytes)?;
                 CorrelatedNoise::resume(&self.c, d, std, Mode::Auto, &st).map_err(noise_err)?
             }
             (NoiseSeed::Os, None) => {
@@ -195,7 +213,47 @@ impl NoiseSource for Correlated {
     }
 
     fn save_state(&self) -> Result<Vec<u8>> {
-        serde_json::to_vec(&self.0.save_state())
-            .map_err(|e| TrainError::Other(format!("noise state: {e}")))
+        encode_state(self.0.save_state())
     }
+}
+
+/// Noise state bytes: u64 LE length of the JSON of [`NoiseState`] without its ring buffer,
+/// that JSON, then the ring buffer as raw f32 LE (it can hold p·d or n·d values: JSON would
+/// be ~4× larger and slow). O(history).
+fn encode_state(mut st: NoiseState) -> Result<Vec<u8>> {
+    let history = std::mem::take(&mut st.history);
+    let json =
+        serde_json::to_vec(&st).map_err(|e| TrainError::Other(format!("noise state: {e}")))?;
+    let mut out = Vec::with_capacity(8 + json.len() + 4 * history.len());
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&json);
+    for v in &history {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    Ok(out)
+}
+
+/// Inverse of [`encode_state`].
+fn decode_state(bytes: &[u8]) -> Result<NoiseState> {
+    let bad = |why: String| TrainError::Other(format!("checkpoint noise state: {why}"));
+    let len = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
+        .ok_or_else(|| bad("too short".into()))?;
+    let json = bytes
+        .get(8..8usize.saturating_add(len))
+        .ok_or_else(|| bad("length past the end".into()))?;
+    let mut st: NoiseState = serde_json::from_slice(json).map_err(|e| bad(e.to_string()))?;
+    let raw = &bytes[8 + len..];
+    if !raw.len().is_multiple_of(4) {
+        return Err(bad(format!(
+            "{} history bytes are not whole f32s",
+            raw.len()
+        )));
+    }
+    st.history = raw
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+        .collect();
+    Ok(st)
 }

@@ -1139,4 +1139,80 @@ delta = 1e-5
             assert!(dir.path().join(f).is_file(), "{f}");
         }
     }
+
+    #[test]
+    fn mc_bnb_accountant_calibrates_reproducibly_across_resume() {
+        let n = 24;
+        let cfg = config(
+            n,
+            "",
+            "clip_norm = 1.0\nmethod = \"bisr\"\nband = 2\nepsilon = 4.0\ndelta = 0.01\naccountant = \"mc-bnb\"\nmc_samples = 4000",
+        );
+        let data = data(n, 10);
+        let dir = tempfile::tempdir().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut m = LeastSquares {
+            theta: vec![0.0; 4],
+            zero_grad: false,
+        };
+        let part = train_model(
+            &cfg,
+            &mut m,
+            &data,
+            dir.path(),
+            false,
+            stop.clone(),
+            &mut StopAt(2, stop),
+        )
+        .unwrap();
+        assert!(!part.completed);
+        let mut m = LeastSquares {
+            theta: vec![0.0; 4],
+            zero_grad: false,
+        };
+        let done = train_model(
+            &cfg,
+            &mut m,
+            &data,
+            dir.path(),
+            true,
+            Arc::new(AtomicBool::new(false)),
+            &mut crate::NoProgress,
+        )
+        .unwrap();
+        assert!(done.completed);
+        assert_eq!(done.accountant.as_deref(), Some("mc-bnb"));
+        assert_eq!(done.noise_multiplier, part.noise_multiplier);
+        assert!(done.epsilon.unwrap() <= 4.0);
+        assert!(done.warnings.iter().any(|w| w.contains("Monte Carlo")));
+    }
+
+    #[test]
+    fn noise_state_round_trips_through_the_compact_encoding() {
+        let cfg = config(24, "", PRIVATE);
+        let schedule = cfg.schedule.build(cfg.shape().total_steps).unwrap();
+        let plan = PrivacyPlan::build(&cfg, &schedule).unwrap();
+        let (mut a, _) = plan
+            .noise_source(7, NoiseSeed::Fixed([4; 32]), None)
+            .unwrap();
+        let mut buf = vec![0f32; 7];
+        for _ in 0..4 {
+            a.fill_next(&mut buf).unwrap();
+        }
+        let state = a.save_state().unwrap();
+        let (mut b, safe) = plan
+            .noise_source(7, NoiseSeed::FromCheckpoint, Some(&state))
+            .unwrap();
+        assert!(!safe, "a fixed key is not release-safe");
+        let mut other = vec![0f32; 7];
+        a.fill_next(&mut buf).unwrap();
+        b.fill_next(&mut other).unwrap();
+        assert_eq!(buf, other);
+        assert!(
+            plan.noise_source(7, NoiseSeed::FromCheckpoint, Some(&state[..5]))
+                .is_err()
+        );
+        let (_, safe) = plan.noise_source(7, NoiseSeed::Os, None).unwrap();
+        assert!(safe, "an OS key is release-safe");
+    }
 }
