@@ -7,8 +7,10 @@
 //! `W = Toep(λ^k)·diag(χ)·Toep(μ^k)`, `B = Toep(λ^k)·diag(χ)·Toep(m)` with `m = g * (μ^k)`, and
 //! - when χ_t = α^t (constant or exponential schedule): `B[t, j] = α^j·s_{t−j}` with
 //!   `s = (λ^k) * (α^k m_k)`, so `‖B[t, :]‖² = ρ_t = α²ρ_{t−1} + s_t²` — O(n) after g;
-//! - for any other schedule, row t of B follows `B[t, :] = λ·B[t−1, :] + χ_t·m_{t−·}` — O(n²) time,
-//!   O(n) memory.
+//! - for any other schedule with `m` of finite support p (μ = 0 and C⁻¹ banded: identity, the
+//!   BISR family), column j of B is complete after step j + p − 1 and only decays by λ afterwards,
+//!   so `ρ_t = S_t + Σ_{j>t−p} B[t, j]²` with `S_{t+1} = λ²(S_t + B[t, t−p+1]²)` — O(n·p);
+//! - otherwise, row t of B follows `B[t, :] = λ·B[t−1, :] + χ_t·m_{t−·}` — O(n²) time, O(n) memory.
 //!
 //! Computing g costs O(n) for bisr (banded), O(n·p) or O(n log n) for bsr, O(n log n) for sqrt.
 //! dense-sqrt forms B = W·C⁻¹ by a triangular solve, O(n³).
@@ -99,6 +101,10 @@ pub fn b_row_norms(w: &Workload, c: &LowerTriangular) -> Result<Vec<f64>, Factor
         }
         return Ok(out);
     }
+    let support = m.iter().rposition(|v| *v != 0.0).map_or(1, |i| i + 1);
+    if support.saturating_mul(support) <= n || support <= 64 {
+        return Ok(banded_row_norms(w.chi(), lambda, &m[..support]));
+    }
     if n > MAX_GENERIC_N {
         return Err(invalid(
             "n",
@@ -124,6 +130,41 @@ pub fn b_row_norms(w: &Workload, c: &LowerTriangular) -> Result<Vec<f64>, Factor
         out.push(norm2.sqrt());
     }
     Ok(out)
+}
+
+/// Row norms of `B = Toep(λ^k)·diag(χ)·Toep(m)` when m has p = len(m) coefficients. O(n·p).
+fn banded_row_norms(chi: &[f64], lambda: f64, m: &[f64]) -> Vec<f64> {
+    let n = chi.len();
+    let p = m.len();
+    // win[j % p] = B[t, j] for the p most recent columns j ∈ (t − p, t].
+    let mut win = vec![0.0f64; p];
+    let lambda2 = lambda * lambda;
+    let mut settled = 0.0f64; // S_t = Σ_{j ≤ t−p} B[t, j]²
+    let mut out = Vec::with_capacity(n);
+    for t in 0..n {
+        if t >= 1 {
+            // Columns complete at t − 1 (j = t − p) leave the window and join S, decayed by λ.
+            if t >= p {
+                let j = t - p;
+                let v = win[j % p];
+                settled = lambda2 * (settled + v * v);
+            } else {
+                settled *= lambda2;
+            }
+        }
+        let ct = chi[t];
+        let lo = (t + 1).saturating_sub(p);
+        let mut head = 0.0;
+        for j in lo..=t {
+            let slot = j % p;
+            let prev = if j == t { 0.0 } else { win[slot] };
+            let v = lambda * prev + ct * m[t - j];
+            win[slot] = v;
+            head += v * v;
+        }
+        out.push((settled + head).sqrt());
+    }
+    out
 }
 
 /// The dense `B = W·C⁻¹`, by solving `Cᵀ·Bᵀ = Wᵀ`. O(n³); n ≤ [`MAX_DENSE_N`].
