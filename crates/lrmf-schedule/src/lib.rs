@@ -118,7 +118,10 @@ impl Kind {
             _ => {
                 if let Some(k) = s.strip_prefix("step:") {
                     let stages: usize = k.parse().map_err(|_| {
-                        invalid("schedule", format!("'step:{k}': the number of stages must be an integer ≥ 2"))
+                        invalid(
+                            "schedule",
+                            format!("'step:{k}': the number of stages must be an integer ≥ 2"),
+                        )
                     })?;
                     if stages < 2 {
                         return Err(invalid("schedule", "step:K needs K ≥ 2 stages"));
@@ -144,7 +147,11 @@ impl Kind {
         if let Some(i) = rates.iter().position(|r| !(r.is_finite() && *r > 0.0)) {
             return Err(invalid(
                 "schedule",
-                format!("rate on line {} is {}; every rate must be finite and > 0", i + 1, rates[i]),
+                format!(
+                    "rate on line {} is {}; every rate must be finite and > 0",
+                    i + 1,
+                    rates[i]
+                ),
             ));
         }
         Ok(Kind::File(rates))
@@ -158,9 +165,12 @@ impl Kind {
             if line.is_empty() {
                 continue;
             }
-            let r: f64 = line
-                .parse()
-                .map_err(|_| invalid("schedule", format!("line {}: '{line}' is not a number", i + 1)))?;
+            let r: f64 = line.parse().map_err(|_| {
+                invalid(
+                    "schedule",
+                    format!("line {}: '{line}' is not a number", i + 1),
+                )
+            })?;
             rates.push(r);
         }
         Self::from_rates(rates)
@@ -194,14 +204,21 @@ impl LrSchedule {
             return Err(invalid("lr-decay", format!("{lr_decay} is outside (0, 1]")));
         }
         if warmup >= n {
-            return Err(invalid("warmup", format!("{warmup} warm-up steps must be < n = {n}")));
+            return Err(invalid(
+                "warmup",
+                format!("{warmup} warm-up steps must be < n = {n}"),
+            ));
         }
         if let Kind::File(r) = &kind
             && r.len() != n - warmup
         {
             return Err(invalid(
                 "schedule",
-                format!("the file holds {} rates, but n − warmup = {} steps need one each", r.len(), n - warmup),
+                format!(
+                    "the file holds {} rates, but n − warmup = {} steps need one each",
+                    r.len(),
+                    n - warmup
+                ),
             ));
         }
         Ok(Self {
@@ -241,7 +258,11 @@ impl LrSchedule {
     /// (m = n − w steps); 1 when m = 1. The lr- factorizations use it as the schedule's surrogate.
     pub fn geometric_rate(&self) -> f64 {
         let m = self.n - self.warmup;
-        if m <= 1 { 1.0 } else { self.lr_decay().powf(1.0 / (m - 1) as f64) }
+        if m <= 1 {
+            1.0
+        } else {
+            self.lr_decay().powf(1.0 / (m - 1) as f64)
+        }
     }
 
     /// When χ_t = α^t exactly for every t (constant, or exponential without warm-up), that α.
@@ -329,14 +350,26 @@ mod tests {
         // polynomial, n = 2: t = 1 → 1, t = 2 → β.
         check(Kind::Polynomial, 2, 0.1, &[1.0, 0.1]);
         // 1-based t = 2 of n = 3: β + (1−β)(9/4 − 1)/8.
-        check(Kind::Polynomial, 3, 0.1, &[1.0, 0.1 + 0.9 * 1.25 / 8.0, 0.1]);
+        check(
+            Kind::Polynomial,
+            3,
+            0.1,
+            &[1.0, 0.1 + 0.9 * 1.25 / 8.0, 0.1],
+        );
         check(Kind::Step { stages: 2 }, 4, 0.5, &[1.0, 1.0, 0.5, 0.5]);
         check(Kind::File(vec![2.0, 1.0]), 2, 1.0, &[1.0, 0.5]);
     }
 
     #[test]
     fn a_single_step_is_rate_one() {
-        for k in ["constant", "exponential", "polynomial", "linear", "cosine", "step"] {
+        for k in [
+            "constant",
+            "exponential",
+            "polynomial",
+            "linear",
+            "cosine",
+            "step",
+        ] {
             check(Kind::parse_builtin(k).unwrap(), 1, 0.1, &[1.0]);
         }
     }
@@ -363,7 +396,10 @@ mod tests {
         assert!(Kind::parse_file_text("1\n-2\n").is_err());
         assert!(Kind::parse_file_text("1\nabc\n").is_err());
         assert!(Kind::parse_file_text("# nothing\n").is_err());
-        assert_eq!(Kind::parse_file_text("1 # first\n\n0.5\n").unwrap(), Kind::File(vec![1.0, 0.5]));
+        assert_eq!(
+            Kind::parse_file_text("1 # first\n\n0.5\n").unwrap(),
+            Kind::File(vec![1.0, 0.5])
+        );
     }
 
     proptest! {

@@ -50,7 +50,10 @@ impl Workload {
         if let Some(t) = chi.iter().position(|c| !(c.is_finite() && *c > 0.0)) {
             return Err(WorkloadError::Invalid {
                 flag: "schedule",
-                message: format!("rate at step {t} is {}; rates must be finite and > 0", chi[t]),
+                message: format!(
+                    "rate at step {t} is {}; rates must be finite and > 0",
+                    chi[t]
+                ),
             });
         }
         if !(momentum.is_finite() && (0.0..1.0).contains(&momentum)) {
@@ -75,7 +78,11 @@ impl Workload {
 
     /// W for a schedule. When the schedule is exactly geometric (constant, or exponential
     /// without warm-up) W remembers its rate α, which enables the O(n log n) error paths.
-    pub fn from_schedule(schedule: &LrSchedule, momentum: f64, weight_decay: f64) -> Result<Self, WorkloadError> {
+    pub fn from_schedule(
+        schedule: &LrSchedule,
+        momentum: f64,
+        weight_decay: f64,
+    ) -> Result<Self, WorkloadError> {
         let mut w = Self::new(schedule.rates(), momentum, weight_decay)?;
         w.geometric = schedule.exact_geometric_rate();
         Ok(w)
@@ -133,7 +140,11 @@ impl Workload {
             return 0.0;
         }
         (j..=t)
-            .map(|m| self.weight_decay.powi((t - m) as i32) * self.chi[m] * self.momentum.powi((m - j) as i32))
+            .map(|m| {
+                self.weight_decay.powi((t - m) as i32)
+                    * self.chi[m]
+                    * self.momentum.powi((m - j) as i32)
+            })
             .sum()
     }
 
