@@ -187,14 +187,13 @@ impl Conv2d {
                     let mut rows = vec![0.0f32; n * p];
                     ops::with_slice(&g, |g| {
                         ops::with_slice(&d, |ds| {
-                            for i in 0..n {
-                                let row = &mut rows[i * p..(i + 1) * p];
+                            ops::par_blocks(&mut rows, p, |i, row| {
                                 row[..m * kk].copy_from_slice(&g[i * m * kk..(i + 1) * m * kk]);
                                 row[m * kk..].copy_from_slice(&column_sums(
                                     &ds[i * t * m..(i + 1) * t * m],
                                     m,
                                 ));
-                            }
+                            })
                         })
                     })??;
                     ParamGrad::PerExample { n, p, rows }

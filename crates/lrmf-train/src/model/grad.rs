@@ -113,11 +113,9 @@ impl ParamGrad {
                 ));
             }
             ParamGrad::PerExample { n, p, rows } => {
-                for i in 0..*n {
-                    acc[i] += rows[i * p..(i + 1) * p]
-                        .iter()
-                        .map(|&x| (x as f64) * (x as f64))
-                        .sum::<f64>();
+                let sq = ops::par_map(*n, |i| ops::sq_norm(&rows[i * p..(i + 1) * p]));
+                for (a, s) in acc.iter_mut().zip(sq) {
+                    *a += s;
                 }
             }
             ParamGrad::Outer { sq_norms, .. } => {
@@ -158,12 +156,15 @@ impl ParamGrad {
                 }
             }
             ParamGrad::PerExample { n, p, rows } => {
-                for i in 0..n {
-                    let w = weights.map_or(1.0, |w| w[i]);
-                    for (o, x) in out.iter_mut().zip(&rows[i * p..(i + 1) * p]) {
-                        *o += w * x;
+                ops::par_split(out, |off, part| {
+                    for i in 0..n {
+                        let w = weights.map_or(1.0, |w| w[i]);
+                        let src = &rows[i * p + off..i * p + off + part.len()];
+                        for (o, x) in part.iter_mut().zip(src) {
+                            *o += w * x;
+                        }
                     }
-                }
+                });
             }
             ParamGrad::Outer {
                 n,

@@ -75,6 +75,63 @@ where
     });
 }
 
+/// `f(i)` for i in 0..n, spread over [`num_threads`] scoped threads (in order).
+///
+/// Complexity: the work of `f` over all i, divided over the threads.
+pub(crate) fn par_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let threads = num_threads().min(n).max(1);
+    if threads == 1 {
+        return (0..n).map(f).collect();
+    }
+    let per = n.div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let f = &f;
+                scope.spawn(move || (t * per..((t + 1) * per).min(n)).map(f).collect::<Vec<T>>())
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
+}
+
+/// Splits `out` into [`num_threads`] nearly equal consecutive parts and calls
+/// `f(offset, part)` on each in its own scoped thread.
+///
+/// Complexity: the work of `f`, divided over the threads.
+pub(crate) fn par_split(out: &mut [f32], f: impl Fn(usize, &mut [f32]) + Sync) {
+    let threads = num_threads().min(out.len()).max(1);
+    if threads == 1 {
+        f(0, out);
+        return;
+    }
+    let per = out.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        for (t, part) in out.chunks_mut(per).enumerate() {
+            let f = &f;
+            scope.spawn(move || f(t * per, part));
+        }
+    });
+}
+
+/// Σ x² accumulated in f64 over eight independent lanes (so the loop vectorises).
+///
+/// Complexity: O(len).
+pub(crate) fn sq_norm(x: &[f32]) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let chunks = x.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for j in 0..8 {
+            acc[j] += (c[j] as f64) * (c[j] as f64);
+        }
+    }
+    acc.iter().sum::<f64>() + rest.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>()
+}
+
 /// Geometry of a stride-1, square-kernel, zero-padded 2-D convolution on channels-last data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ConvGeometry {
@@ -243,6 +300,22 @@ mod tests {
         }
         check(row, &expected, 0.0);
         assert_eq!((g.out_h(), g.out_w(), g.cols()), (3, 3, 18));
+    }
+
+    #[test]
+    fn parallel_helpers_cover_every_index() {
+        let squares = par_map(11, |i| i * i);
+        assert_eq!(squares, (0..11).map(|i| i * i).collect::<Vec<_>>());
+        let mut out = vec![0.0f32; 13];
+        par_split(&mut out, |off, part| {
+            for (j, v) in part.iter_mut().enumerate() {
+                *v = (off + j) as f32;
+            }
+        });
+        check(&out, &(0..13).map(|i| i as f32).collect::<Vec<_>>(), 0.0);
+        let x: Vec<f32> = (0..19).map(|i| i as f32 - 9.0).collect();
+        let direct: f64 = x.iter().map(|&v| (v as f64).powi(2)).sum();
+        check(&[sq_norm(&x) as f32], &[direct as f32], 0.0);
     }
 
     #[test]
