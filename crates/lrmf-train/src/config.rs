@@ -433,7 +433,14 @@ impl TrainConfig {
     pub fn from_toml_str(text: &str) -> Result<Self> {
         let cfg: TrainConfig = toml::from_str(text).map_err(|e| {
             let msg = e.message().to_string();
-            let key = unknown_key(&msg).unwrap_or_else(|| "<config>".into());
+            let key = match (unknown_key(&msg), e.span()) {
+                (Some(k), Some(span)) => match table_at(text, span.start) {
+                    Some(t) => format!("{t}.{k}"),
+                    None => k,
+                },
+                (Some(k), None) => k,
+                (None, _) => "<config>".into(),
+            };
             cfg_err(&key, e.to_string().trim_end().to_string())
         })?;
         cfg.validate()?;
@@ -855,6 +862,23 @@ impl TrainConfig {
     }
 }
 
+/// The `[table]` header in force at byte `pos` of `text` (`None` at the top level).
+fn table_at(text: &str, pos: usize) -> Option<String> {
+    text.get(..pos)?
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('[') && l.contains(']'))
+        .map(|l| {
+            l.trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        })
+}
+
 /// The key named in a serde "unknown field `x`" message, if any.
 fn unknown_key(msg: &str) -> Option<String> {
     let rest = msg.split("unknown field `").nth(1)?;
@@ -922,7 +946,12 @@ delta = 1e-5
     #[test]
     fn bad_configs_name_the_key() {
         let cases: &[(&str, &str, &str)] = &[
-            ("momentum = 0.9", "momentum = 0.9\nmomentom = 1", "momentom"),
+            (
+                "momentum = 0.9",
+                "momentum = 0.9\nmomentom = 1",
+                "training.momentom",
+            ),
+            ("seed = 7", "seed = 7\nsed = 1", "sed"),
             ("epsilon = 8.0", "epsilon = -1.0", "privacy.epsilon"),
             (
                 "epsilon = 8.0",

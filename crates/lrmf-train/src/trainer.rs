@@ -142,8 +142,10 @@ pub fn train(
     stop: Arc<AtomicBool>,
     progress: &mut dyn Progress,
 ) -> Result<Summary> {
-    let start = prepare(config, out_dir, resume)?;
+    // Every check, data included, before the run folder is touched.
+    config.validate()?;
     config.check_data()?;
+    let start = prepare(config, out_dir, resume)?;
     let data = TrainData::load(&config.data)?;
     let mut model = build_model(config, &data, start.seeds.init)?;
     run(
