@@ -6,6 +6,7 @@
 pub mod accounting;
 pub mod noise;
 pub mod strategy;
+pub mod train;
 
 pub use strategy::{ErrorsReport, StrategyArgs, compare, evaluate};
 

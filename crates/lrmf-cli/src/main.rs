@@ -7,6 +7,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use lrmf_cli::accounting::{AccountingArgs, AccountingReport};
 use lrmf_cli::noise::NoiseArgs;
+use lrmf_cli::train::TrainArgs;
 use lrmf_cli::{ErrorsReport, StrategyArgs, UsageError};
 use std::process::ExitCode;
 
@@ -60,6 +61,11 @@ enum Command {
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
+    },
+    /// Train a model privately from a TOML config (Ctrl-C checkpoints; --resume continues).
+    Train {
+        #[command(flatten)]
+        train: TrainArgs,
     },
     /// Write a strategy's correlated noise σ·C⁻¹Z (n × d, f32) to a .npy file.
     Noise {
@@ -123,6 +129,18 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let r = lrmf_cli::accounting::epsilon(noise_multiplier, &accounting)?;
             print_accounting(&r, json, false)?;
+        }
+        Command::Train { train } => {
+            let s = lrmf_cli::train::run(&train)?;
+            if !s.completed {
+                eprintln!(
+                    "stopped after {} of {} steps; continue with --resume",
+                    s.steps_done, s.total_steps
+                );
+                // 128 + SIGINT: the conventional status of a run stopped by Ctrl-C.
+                std::process::exit(130);
+            }
+            println!("{}", serde_json::to_string_pretty(&s)?);
         }
         Command::Noise { noise, json } => {
             let r = lrmf_cli::noise::run(&noise)?;
