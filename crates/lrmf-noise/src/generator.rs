@@ -22,7 +22,8 @@
 //!
 //! `z` and the ring buffers are stored in f32 (they are read every step: f32 halves the memory
 //! traffic, and the accuracy requirement is f32 rounding of the released noise). Every output is
-//! accumulated in f64 over the taps, then scaled by `σ` and rounded once to f32. The FIR forms are
+//! accumulated in f64 over the taps (in groups of four taps per pass over the accumulator, one
+//! fixed order shared by every path), then scaled by `σ` and rounded once to f32. The FIR forms are
 //! therefore exact up to that final rounding (the `z_j` *are* f32 numbers), and streaming and
 //! regenerated FIR noise are bit-identical. The BSR recursion feeds back its own f32-rounded
 //! outputs; for the stable filters the factorizers produce this stays within a few f32 ulps of
@@ -218,6 +219,7 @@ impl Form {
 struct Scratch {
     words: Vec<u8>,
     acc: Vec<f64>,
+    /// Up to [`GROUP`] rows of `z` (regeneration) or one row (recursion).
     z: Vec<f32>,
 }
 
@@ -226,8 +228,49 @@ impl Scratch {
         Self {
             words: Vec::with_capacity(CHUNK / 2 * 12),
             acc: vec![0.0; CHUNK],
-            z: vec![0.0; CHUNK],
+            z: vec![0.0; GROUP * CHUNK],
         }
+    }
+}
+
+/// Taps are accumulated in groups of this many (fewer passes over the accumulator).
+const GROUP: usize = 4;
+
+/// `acc_i += (h_0·z0_i + h_1·z1_i) + (h_2·z2_i + h_3·z3_i)` in f64. O(len).
+#[inline]
+fn accumulate4(acc: &mut [f64], h: &[f64], z: [&[f32]; GROUP]) {
+    let n = acc.len();
+    let (z0, z1, z2, z3) = (&z[0][..n], &z[1][..n], &z[2][..n], &z[3][..n]);
+    let (h0, h1, h2, h3) = (h[0], h[1], h[2], h[3]);
+    for i in 0..n {
+        acc[i] += (h0 * f64::from(z0[i]) + h1 * f64::from(z1[i]))
+            + (h2 * f64::from(z2[i]) + h3 * f64::from(z3[i]));
+    }
+}
+
+/// `acc_i += h·z_i` in f64. O(len).
+#[inline]
+fn accumulate1(acc: &mut [f64], h: f64, z: &[f32]) {
+    for (a, &zi) in acc.iter_mut().zip(z) {
+        *a += h * f64::from(zi);
+    }
+}
+
+/// `acc += Σ_k h_k·row(k)` with the one summation order every path uses: taps in groups of
+/// [`GROUP`] from k = 0 ([`accumulate4`]), then the remaining taps one by one. Streamed and
+/// regenerated noise therefore agree bit for bit. O(taps·len).
+#[inline]
+fn accumulate<'a>(acc: &mut [f64], h: &[f64], row: impl Fn(usize) -> &'a [f32]) {
+    let full = h.len() / GROUP * GROUP;
+    for k in (0..full).step_by(GROUP) {
+        accumulate4(
+            acc,
+            &h[k..k + GROUP],
+            [row(k), row(k + 1), row(k + 2), row(k + 3)],
+        );
+    }
+    for k in full..h.len() {
+        accumulate1(acc, h[k], row(k));
     }
 }
 
@@ -533,16 +576,19 @@ impl CorrelatedNoise {
         let len = out.len();
         let acc = &mut s.acc[..len];
         acc.fill(0.0);
-        for (k, &hk) in taps.iter().enumerate() {
-            let z = &mut s.z[..len];
-            if base.is_multiple_of(2) {
-                fill_even(&self.key, t - k, base, z, &mut s.words);
-            } else {
-                base_noise(&self.key, t - k, base, z);
+        // Regenerate the rows of one group of taps, then accumulate them in the shared order.
+        for g in (0..taps.len()).step_by(GROUP) {
+            let h = &taps[g..(g + GROUP).min(taps.len())];
+            for k in 0..h.len() {
+                let z = &mut s.z[k * len..(k + 1) * len];
+                if base.is_multiple_of(2) {
+                    fill_even(&self.key, t - g - k, base, z, &mut s.words);
+                } else {
+                    base_noise(&self.key, t - g - k, base, z);
+                }
             }
-            for (a, &zi) in acc.iter_mut().zip(z.iter()) {
-                *a += hk * f64::from(zi);
-            }
+            let z = &s.z;
+            accumulate(acc, h, |k| &z[k * len..(k + 1) * len]);
         }
         for (o, &a) in out.iter_mut().zip(acc.iter()) {
             *o = self.finish(a);
@@ -583,12 +629,11 @@ impl CorrelatedNoise {
                         );
                         let acc = &mut s.acc[..len];
                         acc.fill(0.0);
-                        for (k, &hk) in taps.iter().enumerate() {
+                        let hist = &*hist;
+                        accumulate(acc, &taps, |k| {
                             let r = (t - k) % slots;
-                            for (a, &zi) in acc.iter_mut().zip(&hist[r * len..(r + 1) * len]) {
-                                *a += hk * f64::from(zi);
-                            }
-                        }
+                            &hist[r * len..(r + 1) * len]
+                        });
                         for (o, &a) in o.iter_mut().zip(acc.iter()) {
                             *o = this.finish(a);
                         }
@@ -596,6 +641,8 @@ impl CorrelatedNoise {
             }
             Form::Recursion { c, .. } => {
                 let c0 = c[0];
+                // −c_j for the live history j = 1..=min(t, p − 1).
+                let neg: Vec<f64> = c[1..=t.min(slots)].iter().map(|&v| -v).collect();
                 let run = |s: &mut Scratch, ci: usize, o: &mut [f32], hist: &mut [f32]| {
                     let len = o.len();
                     let z = &mut s.z[..len];
@@ -604,13 +651,11 @@ impl CorrelatedNoise {
                     for (a, &zi) in acc.iter_mut().zip(z.iter()) {
                         *a = f64::from(zi);
                     }
-                    for j in 1..=t.min(slots) {
-                        let r = (t - j) % slots;
-                        let cj = c[j];
-                        for (a, &yi) in acc.iter_mut().zip(&hist[r * len..(r + 1) * len]) {
-                            *a -= cj * f64::from(yi);
-                        }
-                    }
+                    let past = &*hist;
+                    accumulate(acc, &neg, |j| {
+                        let r = (t - 1 - j) % slots;
+                        &past[r * len..(r + 1) * len]
+                    });
                     for a in acc.iter_mut() {
                         *a /= c0;
                     }
