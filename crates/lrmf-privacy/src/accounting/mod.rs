@@ -385,7 +385,7 @@ fn check_sensitivity(s: f64) -> Result<()> {
 
 impl AccountingPlan {
     /// No amplification: one analytic-Gaussian release of `CG` with sensitivity `sensitivity`
-    /// (sens(C) under b-min-separation, see [`crate::sensitivity`]); [`Sampling::None`].
+    /// (sens(C) under b-min-separation, see [`crate::sensitivity::sensitivity`]); [`Sampling::None`].
     pub fn gaussian(sensitivity: f64) -> Result<Self> {
         check_sensitivity(sensitivity)?;
         Ok(Self {

@@ -454,19 +454,27 @@ mod tests {
         assert!(p.delta_for_epsilon(e * 0.999) > 1e-5);
     }
 
-    #[test]
-    fn pld_properties() {
-        // ε decreasing in z, calibrated z meets the target, δ(ε) monotone (a few points:
-        // each evaluation composes a full PLD).
-        let a = PldPoisson::with_discretization(0.05, 20, 1e-3).unwrap();
-        let (e1, e2) = (a.epsilon(0.8, 1e-5).unwrap(), a.epsilon(1.0, 1e-5).unwrap());
-        assert!(e2 < e1);
-        let z = a.calibrate(2.0, 1e-5).unwrap();
-        assert!(a.epsilon(z, 1e-5).unwrap() <= 2.0);
-        let ds: Vec<f64> = [0.0, 0.5, 1.0, 2.0, 4.0]
-            .iter()
-            .map(|&e| a.delta(1.0, e).unwrap())
-            .collect();
-        assert!(ds.windows(2).all(|w| w[1] <= w[0]), "{ds:?}");
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(8))]
+        // Each case composes full PLDs, so the grid is coarse (h = 1e-3) and the run short.
+        #[test]
+        fn epsilon_decreases_in_z(z in 0.6f64..3.0, f in 1.05f64..1.5, q in 0.01f64..0.2) {
+            let a = PldPoisson::with_discretization(q, 20, 1e-3).unwrap();
+            proptest::prop_assert!(a.epsilon(z * f, 1e-5).unwrap() <= a.epsilon(z, 1e-5).unwrap());
+        }
+
+        #[test]
+        fn calibrated_z_meets_the_target(e in 0.5f64..4.0, q in 0.01f64..0.2) {
+            let a = PldPoisson::with_discretization(q, 20, 1e-3).unwrap();
+            let z = a.calibrate(e, 1e-5).unwrap();
+            proptest::prop_assert!(a.delta(z, e).unwrap() <= 1e-5);
+            proptest::prop_assert!(a.epsilon(z, 1e-5).unwrap() <= e * (1.0 + 1e-12));
+        }
+
+        #[test]
+        fn delta_is_monotone_in_epsilon(z in 0.6f64..3.0, e in 0.0f64..4.0, s in 1e-3f64..1.0) {
+            let a = PldPoisson::with_discretization(0.05, 20, 1e-3).unwrap();
+            proptest::prop_assert!(a.delta(z, e + s).unwrap() <= a.delta(z, e).unwrap());
+        }
     }
 }
