@@ -230,7 +230,15 @@ pub fn bisect_noise_multiplier(
     check_delta(delta)?;
     const Z_MIN: f64 = 1e-6;
     const Z_MAX: f64 = 1e6;
-    let ok = |z: f64| -> Result<bool> { Ok(delta_of(z)? <= delta) };
+    // A z at which the accountant cannot evaluate (e.g. a PLD grid too large for a tiny z)
+    // counts as "not certified": the search never returns an unverified z.
+    let ok = |z: f64| -> Result<bool> {
+        match delta_of(z) {
+            Ok(d) => Ok(d <= delta),
+            Err(AccountingError::Unreachable(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    };
     let mut hi = 1.0;
     while !ok(hi)? {
         hi *= 2.0;

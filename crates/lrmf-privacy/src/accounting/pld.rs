@@ -28,7 +28,7 @@ pub const TAIL_MASS_TRUNCATION: f64 = 1e-15;
 /// below 1e-23 < e^-50 and its hockey-stick contribution goes to +∞.
 const GRID_TAIL_SD: f64 = 10.0;
 /// Largest per-step grid or FFT length we accept (memory guard).
-const MAX_LEN: usize = 1 << 26;
+const MAX_LEN: usize = 1 << 23;
 
 /// PLD accountant for `steps` Poisson-subsampled Gaussian steps at rate `q`.
 #[derive(Debug, Clone)]
@@ -452,6 +452,18 @@ mod tests {
         let e = p.epsilon_for_delta(1e-5).unwrap();
         check(p.delta_for_epsilon(e), 1e-5, 1e-9);
         assert!(p.delta_for_epsilon(e * 0.999) > 1e-5);
+    }
+
+    #[test]
+    fn tiny_noise_is_an_error_and_calibration_steps_over_it() {
+        let a = PldPoisson::with_discretization(0.5, 1, 1e-3).unwrap();
+        assert!(matches!(
+            a.epsilon(1e-4, 1e-5),
+            Err(AccountingError::Unreachable(_))
+        ));
+        // A large target drives the bracket towards small z; unevaluable z count as "not met".
+        let z = a.calibrate(6.0, 1e-5).unwrap();
+        assert!(a.delta(z, 6.0).unwrap() <= 1e-5);
     }
 
     proptest::proptest! {
