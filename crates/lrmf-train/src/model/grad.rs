@@ -10,7 +10,7 @@ use crate::{Result, TrainError};
 
 /// Relative safety margin of the clip: examples are clipped to C' = C·(1 − `CLIP_MARGIN`), so a
 /// per-example gradient whose float-computed norm is off by less than 1e-5 (relative) still has
-/// norm ≤ C. See the privacy contract of [`clip_weights`].
+/// norm ≤ C. Each example is scaled by w_i = min(1, C·(1 − `CLIP_MARGIN`)/‖g_i‖).
 pub const CLIP_MARGIN: f64 = 1e-5;
 
 /// How a layer hands its gradient to the clipper.
