@@ -1000,6 +1000,56 @@ delta = 1e-5
             full_params
         );
 
+        // A crash (the process dies mid-epoch, here a panic after step 11 with the last
+        // checkpoint at step 8 and metrics of steps 9..11 written): resume from step 8.
+        struct CrashAt(usize);
+        impl Progress for CrashAt {
+            fn step(&mut self, m: &StepMetrics) {
+                if m.step == self.0 {
+                    panic!("simulated crash at step {}", m.step);
+                }
+            }
+        }
+        let crash_dir = tempfile::tempdir().unwrap();
+        let crashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut model = fresh();
+            train_model(
+                &cfg,
+                &mut model,
+                &data,
+                crash_dir.path(),
+                false,
+                Arc::new(AtomicBool::new(false)),
+                &mut CrashAt(11),
+            )
+        }));
+        assert!(crashed.is_err());
+        assert_eq!(
+            Checkpoint::load(crash_dir.path())
+                .unwrap()
+                .unwrap()
+                .header
+                .step,
+            8
+        );
+        let mut model = fresh();
+        train_model(
+            &cfg,
+            &mut model,
+            &data,
+            crash_dir.path(),
+            true,
+            Arc::new(AtomicBool::new(false)),
+            &mut crate::NoProgress,
+        )
+        .unwrap();
+        assert_eq!(model.params(), full_params, "bit-identical after a crash");
+        assert_eq!(
+            fs::read(crash_dir.path().join(METRICS_FILE)).unwrap(),
+            fs::read(full_dir.path().join(METRICS_FILE)).unwrap(),
+            "identical metrics after a crash"
+        );
+
         // Resuming a finished run re-evaluates and changes nothing.
         let again = train_model(
             &cfg,
