@@ -181,6 +181,20 @@ pub(crate) fn fill_even(
     out: &mut [f32],
     words: &mut Vec<u8>,
 ) {
+    fill_even_map(key, step, start, out, words, |z| z);
+}
+
+/// [`fill_even`] with `post` applied to each f32 Gaussian as it is stored (fuses the scaling of
+/// i.i.d. noise into the generation pass).
+#[inline(always)]
+pub(crate) fn fill_even_map(
+    key: &Key,
+    step: usize,
+    start: usize,
+    out: &mut [f32],
+    words: &mut Vec<u8>,
+    post: impl Fn(f32) -> f32,
+) {
     debug_assert!(start.is_multiple_of(2));
     let pairs = out.len().div_ceil(2);
     let nbytes = pairs * (WORDS_PER_PAIR as usize) * 4;
@@ -209,14 +223,14 @@ pub(crate) fn fill_even(
             (c[i], s[i]) = cos_sin_turn(th[i]);
         }
         for (o, ((ri, ci), si)) in ob.chunks_exact_mut(2).zip(r.iter().zip(&c).zip(&s)) {
-            o[0] = (ri * ci) as f32;
-            o[1] = (ri * si) as f32;
+            o[0] = post((ri * ci) as f32);
+            o[1] = post((ri * si) as f32);
         }
     }
     if out.len() % 2 == 1 {
         let w = &words[12 * full..12 * full + 12];
         let (a, _) = box_muller(word(w, 0), word(w, 1), word(w, 2));
-        out[2 * full] = a;
+        out[2 * full] = post(a);
     }
 }
 

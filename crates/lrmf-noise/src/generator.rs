@@ -37,7 +37,7 @@
 //! bit-identical for any thread count.
 
 use crate::NoiseError;
-use crate::gaussian::{Key, Seed, base_noise, fill_even};
+use crate::gaussian::{Key, Seed, base_noise, fill_even, fill_even_map};
 use lrmf_linalg::LowerTriangular;
 use lrmf_linalg::series::{self, Algorithm};
 use rayon::prelude::*;
@@ -606,10 +606,9 @@ impl CorrelatedNoise {
                 out.par_chunks_mut(CHUNK)
                     .enumerate()
                     .for_each_init(Scratch::new, |s, (ci, o)| {
-                        fill_even(&this.key, t, ci * CHUNK, o, &mut s.words);
-                        for v in o.iter_mut() {
-                            *v = this.finish(f64::from(*v));
-                        }
+                        fill_even_map(&this.key, t, ci * CHUNK, o, &mut s.words, |z| {
+                            this.finish(f64::from(z))
+                        });
                     });
             }
             Form::Fir { .. } | Form::Dense { .. } => {
