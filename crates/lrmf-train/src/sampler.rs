@@ -49,12 +49,16 @@ fn uniform_below(rng: &mut ChaCha20Rng, bound: u64) -> u64 {
 /// The bins of a run: a fixed assignment of the `N` training examples to `b` bins; step `t`
 /// (0-based) uses bin `t mod b`.
 ///
-/// Guarantee (what the sensitivity of the factorization assumes): within steps
-/// `e·b .. (e+1)·b` (epoch `e`) every example appears in at most one batch, and two
-/// participations of one example are exactly a multiple of `b` steps apart (so ≥ b).
+/// # Privacy contract
+/// What the sensitivity of the factorization assumes, and this sampler guarantees: within
+/// steps `e·b .. (e+1)·b` (epoch `e`) every example appears in exactly one batch, and two
+/// participations of one example are exactly a multiple of `b` steps apart (so ≥ b), at most
+/// k times in k epochs. [`Sampling::BallsInBins`] additionally draws each bin uniformly and
+/// independently, the model of the Monte Carlo balls-in-bins accountant; amplification holds
+/// only while the seed stays secret (it is OS-drawn unless the config fixes it).
 ///
 /// The assignment is a deterministic function of `(N, b, sampling, seed)`: resuming a run needs
-/// only the seed, which the checkpoint stores (it must stay secret for amplification).
+/// only the seed, which the checkpoint stores.
 #[derive(Debug, Clone)]
 pub struct BinSampler {
     bins: Vec<Vec<u32>>,
