@@ -463,16 +463,12 @@ mod tests {
     #[test]
     fn increasing_coefficients_are_bounded_not_closed_form() {
         // c increasing: the closed form's precondition fails.
-        let c: Vec<f64> = (0..40)
-            .map(|k| 1.0 + 0.9f64.powi(k as i32) * -0.5)
-            .collect();
+        let c: Vec<f64> = (0..40).map(|k| 1.0 + 0.9f64.powi(k) * -0.5).collect();
         let big = toeplitz(c);
         let s = sensitivity(&big, Participation::new(40, Some(5), 8).unwrap()).unwrap();
         assert_ne!(s.kind, SensitivityKind::ClosedForm);
         // Too many participation sets for brute force: a provable bound, labelled as such.
-        let long: Vec<f64> = (0..3000)
-            .map(|k| 1.0 - 0.5 * 0.999f64.powi(k as i32))
-            .collect();
+        let long: Vec<f64> = (0..3000).map(|k| 1.0 - 0.5 * 0.999f64.powi(k)).collect();
         let s = sensitivity(
             &toeplitz(long.clone()),
             Participation::new(3000, Some(100), 30).unwrap(),
@@ -481,7 +477,7 @@ mod tests {
         assert_eq!(s.kind, SensitivityKind::UpperBound);
         // {0, b, 2b, …} is one valid set, so its norm is a lower bound on the true value.
         assert!(s.value >= shifted_sum_norm(&long, 100, 30));
-        let small: Vec<f64> = (0..12).map(|k| 1.0 - 0.5 * 0.9f64.powi(k as i32)).collect();
+        let small: Vec<f64> = (0..12).map(|k| 1.0 - 0.5 * 0.9f64.powi(k)).collect();
         check(&toeplitz(small), 3, 4);
     }
 
@@ -509,7 +505,7 @@ mod tests {
         }
         let exact = brute_force(&m, 2, 3);
         let c = LowerTriangular::Dense(DenseLower::new(m.clone()).unwrap());
-        assert!(gram_dp_bound(&(&m.transpose() * &m), 2, 3) >= exact);
+        assert!(gram_dp_bound(&(m.transpose() * &m), 2, 3) >= exact);
         check(&c, 2, 3);
     }
 
@@ -535,7 +531,7 @@ mod tests {
             prop_assert!(gram_dp_bound(&toeplitz_gram(&raw), b, k) >= exact * (1.0 - 1e-12));
             let dense = Mat::from_fn(n, n, |i, j| if j <= i { raw[(i * 5 + j) % n] } else { 0.0 });
             let exact = brute_force(&dense, b, k);
-            prop_assert!(gram_dp_bound(&(&dense.transpose() * &dense), b, k) >= exact * (1.0 - 1e-12));
+            prop_assert!(gram_dp_bound(&(dense.transpose() * &dense), b, k) >= exact * (1.0 - 1e-12));
         }
 
         #[test]
