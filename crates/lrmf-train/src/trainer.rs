@@ -1267,4 +1267,26 @@ delta = 1e-5
         let (_, safe) = plan.noise_source(7, NoiseSeed::Os, None).unwrap();
         assert!(safe, "an OS key is release-safe");
     }
+
+    #[test]
+    fn shipped_smoke_config_runs_and_leaves_metrics_and_summary() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/smoke.toml");
+        let cfg = TrainConfig::from_toml_file(&path).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let s = train(
+            &cfg,
+            dir.path(),
+            false,
+            Arc::new(AtomicBool::new(false)),
+            &mut crate::NoProgress,
+        )
+        .unwrap();
+        assert!(s.completed && s.test_accuracy.unwrap() > 0.5, "{s:?}");
+        let lines = fs::read_to_string(dir.path().join(METRICS_FILE)).unwrap();
+        assert_eq!(lines.lines().count(), s.total_steps);
+        let back: Summary =
+            serde_json::from_str(&fs::read_to_string(dir.path().join("summary.json")).unwrap())
+                .unwrap();
+        assert_eq!(back, s);
+    }
 }
