@@ -1,0 +1,494 @@
+//! Experiment 4: test accuracy of private training on CIFAR-10 (CNN) and IMDB (text model) at
+//! ε = 9, δ = 1e-5 — DP-SGD, BSR, BISR with and without the schedule-aware factorization, and
+//! the non-private model — all with the same exponential schedule, through
+//! [`lrmf_train::train`] (the `lrmf train` code path). Each training run has its own folder with
+//! a checkpoint, so an interrupted experiment resumes run by run.
+
+use crate::errors::sig;
+use crate::run::RunDir;
+use crate::table::{Table, f, opt};
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use lrmf_train::{Progress, StepMetrics, Summary, TrainConfig};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+/// Privacy target of every private run.
+pub const EPSILON: f64 = 9.0;
+/// δ of every private run.
+pub const DELTA: f64 = 1e-5;
+/// The schedule shared by all runs: exponential decay to β = 0.1 of the initial rate.
+pub const SCHEDULE: (&str, f64) = ("exponential", 0.1);
+/// `None` = non-private; else the factorization method.
+pub const METHODS: [Option<&str>; 6] = [
+    None,
+    Some("identity"),
+    Some("bsr"),
+    Some("lr-bsr"),
+    Some("bisr"),
+    Some("lr-bisr"),
+];
+
+/// Size of one data set's runs in a mode.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DataScale {
+    /// `cifar10` or `imdb`.
+    pub dataset: &'static str,
+    /// Training examples (a class-balanced prefix of the training split); `None` = all.
+    pub train: Option<usize>,
+    /// Test examples; `None` = all.
+    pub test: Option<usize>,
+    /// Epochs k (participations).
+    pub epochs: usize,
+    /// Expected batch size (N / b).
+    pub batch: usize,
+    /// Initial learning rate η of the private runs (clipped gradients).
+    pub lr: f64,
+    /// Initial learning rate η of the non-private run (unclipped gradients are larger).
+    pub lr_nonprivate: f64,
+    /// Band p of the banded methods.
+    pub band: usize,
+    /// Seeds (mean ± std over them).
+    pub seeds: usize,
+    /// Expected seconds of one run on 2 cores (for the time estimate).
+    pub seconds_per_run: f64,
+}
+
+/// Quick mode: prefix subsets sized so the 12 runs fit in about 10 minutes on 2 cores.
+pub const QUICK: [DataScale; 2] = [
+    DataScale {
+        dataset: "cifar10",
+        train: Some(2_000),
+        test: Some(1_000),
+        epochs: 3,
+        batch: 100,
+        lr: 2.0,
+        lr_nonprivate: 0.1,
+        band: 4,
+        seeds: 1,
+        seconds_per_run: 75.0,
+    },
+    DataScale {
+        dataset: "imdb",
+        train: Some(4_000),
+        test: Some(2_000),
+        epochs: 4,
+        batch: 200,
+        lr: 20.0,
+        lr_nonprivate: 2.0,
+        band: 4,
+        seeds: 1,
+        seconds_per_run: 30.0,
+    },
+];
+
+/// Full mode: the whole data sets, three seeds.
+pub const FULL: [DataScale; 2] = [
+    DataScale {
+        dataset: "cifar10",
+        train: None,
+        test: None,
+        epochs: 20,
+        batch: 500,
+        lr: 2.0,
+        lr_nonprivate: 0.1,
+        band: 25,
+        seeds: 3,
+        seconds_per_run: 75.0 * 25.0 * 20.0 / 3.0,
+    },
+    DataScale {
+        dataset: "imdb",
+        train: None,
+        test: None,
+        epochs: 10,
+        batch: 1000,
+        lr: 20.0,
+        lr_nonprivate: 2.0,
+        band: 5,
+        seeds: 3,
+        seconds_per_run: 30.0 * 6.25 * 10.0 / 4.0,
+    },
+];
+
+/// Expected seconds of the whole experiment.
+pub fn estimate(scales: &[DataScale]) -> f64 {
+    scales
+        .iter()
+        .map(|d| d.seconds_per_run * (METHODS.len() * d.seeds) as f64)
+        .sum()
+}
+
+/// The training config of one run.
+pub fn config(
+    d: &DataScale,
+    method: Option<&str>,
+    seed: u64,
+    data_dir: &Path,
+) -> Result<TrainConfig> {
+    let name = format!(
+        "{}-{}-seed{seed}",
+        d.dataset,
+        method.unwrap_or("non-private")
+    );
+    let mut t = String::new();
+    writeln!(
+        t,
+        "name = {name:?}\nseed = {seed}\n[data]\ndataset = {:?}\ndir = {:?}",
+        d.dataset,
+        data_dir.display().to_string()
+    )?;
+    if let Some(n) = d.train {
+        writeln!(t, "train_examples = {n}")?;
+    }
+    if let Some(n) = d.test {
+        writeln!(t, "test_examples = {n}")?;
+    }
+    if d.dataset == "cifar10" {
+        writeln!(t, "[model]\nkind = \"cnn\"\ngroup_norm = true")?;
+    } else {
+        writeln!(
+            t,
+            "max_len = 256\nvocab_size = 10000\n[model]\nkind = \"text\"\nembed_dim = 64"
+        )?;
+    }
+    writeln!(
+        t,
+        "[training]\nepochs = {}\nbatch_size = {}\nlearning_rate = {}\nmomentum = 0.9\nweight_decay = 1.0\neval_batch_size = 1000\neval_each_epoch = false",
+        d.epochs,
+        d.batch,
+        f(if method.is_some() {
+            d.lr
+        } else {
+            d.lr_nonprivate
+        })
+    )?;
+    writeln!(
+        t,
+        "[schedule]\nkind = {:?}\nlr_decay = {}",
+        SCHEDULE.0,
+        f(SCHEDULE.1)
+    )?;
+    match method {
+        None => writeln!(t, "[privacy]\nmode = \"non-private\"")?,
+        Some(m) => {
+            writeln!(
+                t,
+                "[privacy]\nclip_norm = 1.0\nmethod = {m:?}\nepsilon = {}\ndelta = {}\naccountant = \"gaussian\"\nsampling = \"balls-in-bins\"",
+                f(EPSILON),
+                DELTA
+            )?;
+            if m != "identity" {
+                writeln!(t, "band = {}", d.band)?;
+            }
+        }
+    }
+    TrainConfig::from_toml_str(&t).with_context(|| format!("training config of {name}:\n{t}"))
+}
+
+/// The CSV columns of experiment 4.
+pub const HEADER: [&str; 17] = [
+    "dataset",
+    "method",
+    "band",
+    "seed",
+    "train_examples",
+    "test_examples",
+    "epochs",
+    "steps_per_epoch",
+    "total_steps",
+    "expected_batch_size",
+    "epsilon",
+    "delta",
+    "noise_multiplier",
+    "sensitivity",
+    "test_accuracy",
+    "wall_s",
+    "status",
+];
+
+struct Bar<'a> {
+    bar: &'a ProgressBar,
+    weight: u64,
+}
+
+impl Progress for Bar<'_> {
+    fn step(&mut self, _m: &StepMetrics) {
+        self.bar.inc(self.weight);
+    }
+}
+
+/// Which CIFAR-10 copy the data folder holds: the JPEG q75 conversion (its marker names the
+/// archive's checksum) or user-supplied binary files.
+pub fn cifar10_copy(data_dir: &Path) -> String {
+    let marker = lrmf_data::DataDir::new(data_dir)
+        .cifar10_dir()
+        .join(lrmf_data::setup::MARKER_NAME);
+    match std::fs::read_to_string(&marker) {
+        Ok(m) if m.contains(lrmf_data::setup::CIFAR10_JPG_Q75_SHA256) => {
+            "CIFAR-10 (JPEG q75 copy)".into()
+        }
+        _ => format!(
+            "CIFAR-10 (binary files in {}, not the JPEG q75 copy)",
+            data_dir.display()
+        ),
+    }
+}
+
+/// Runs experiment 4 into `run/accuracy/<dataset>-<method>-seed<s>/`; returns the table, or
+/// `Ok(None)` after writing `accuracy.skipped` when the data is missing.
+pub fn run(
+    run: &RunDir,
+    scales: &[DataScale],
+    seed: u64,
+    data_dir: &Path,
+    stop: &Arc<AtomicBool>,
+) -> Result<Option<Table>> {
+    let dd = lrmf_data::DataDir::new(data_dir);
+    let mut missing = Vec::new();
+    if scales.iter().any(|d| d.dataset == "cifar10")
+        && let Err(e) = dd.cifar10()
+    {
+        missing.push(e.to_string());
+    }
+    if scales.iter().any(|d| d.dataset == "imdb")
+        && let Err(e) = dd.imdb()
+    {
+        missing.push(e.to_string());
+    }
+    if !missing.is_empty() {
+        let msg = format!(
+            "the data is missing — run `cargo xtask data` (or `cargo xtask data --data-dir {}`) and then `cargo xtask repro` again. {}",
+            data_dir.display(),
+            missing.join(" ")
+        );
+        crate::run::write_atomic(&run.file("accuracy.skipped"), msg.as_bytes())?;
+        eprintln!("accuracy: skipped: {msg}");
+        return Ok(None);
+    }
+    let _ = std::fs::remove_file(run.file("accuracy.skipped"));
+    crate::run::write_atomic(
+        &run.file("accuracy_data.txt"),
+        format!("{}\n", cifar10_copy(data_dir)).as_bytes(),
+    )?;
+    let mut jobs: Vec<(DataScale, Option<&str>, u64)> = Vec::new();
+    for d in scales {
+        for s in 0..d.seeds as u64 {
+            for m in METHODS {
+                jobs.push((*d, m, seed + s));
+            }
+        }
+    }
+    let configs: Vec<TrainConfig> = jobs
+        .iter()
+        .map(|(d, m, s)| config(d, *m, *s, data_dir))
+        .collect::<Result<_>>()?;
+    let weights: Vec<u64> = jobs
+        .iter()
+        .zip(&configs)
+        .map(|((d, _, _), c)| {
+            (d.seconds_per_run * 1000.0 / c.shape().total_steps.max(1) as f64) as u64
+        })
+        .collect();
+    let total: u64 = configs
+        .iter()
+        .zip(&weights)
+        .map(|(c, w)| w * c.shape().total_steps as u64)
+        .sum();
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix:>10} [{elapsed_precise}] {wide_bar} {percent:>3}% ETA {eta}  {msg}",
+        )
+        .expect("valid template"),
+    );
+    bar.set_prefix("accuracy");
+    let mut t = Table::new(&HEADER);
+    for (((d, m, s), c), w) in jobs.iter().zip(&configs).zip(&weights) {
+        let name = c.name.clone().unwrap_or_default();
+        let dir: PathBuf = run.file("accuracy").join(&name);
+        bar.set_message(name.clone());
+        let summary_path = dir.join("summary.json");
+        let prev: Option<Summary> = std::fs::read_to_string(&summary_path)
+            .ok()
+            .and_then(|x| serde_json::from_str(&x).ok());
+        let result = match prev {
+            Some(sm) if sm.completed => {
+                bar.inc(w * c.shape().total_steps as u64);
+                Ok(sm)
+            }
+            _ => {
+                let resume = dir.join("checkpoint.bin").is_file();
+                let mut p = Bar {
+                    bar: &bar,
+                    weight: *w,
+                };
+                lrmf_train::train(c, &dir, resume, stop.clone(), &mut p)
+            }
+        };
+        let row = match result {
+            Ok(sm) if !sm.completed => {
+                bar.abandon_with_message("interrupted");
+                anyhow::bail!(
+                    "interrupted during {name}; resume with `cargo xtask repro --resume {}`",
+                    run.path.display()
+                );
+            }
+            Ok(sm) => vec![
+                d.dataset.to_string(),
+                m.unwrap_or("non-private").to_string(),
+                opt(sm.band),
+                s.to_string(),
+                sm.num_train.to_string(),
+                sm.num_test.to_string(),
+                sm.epochs.to_string(),
+                sm.steps_per_epoch.to_string(),
+                sm.total_steps.to_string(),
+                f(sm.expected_batch_size),
+                opt(sm.epsilon.map(f)),
+                opt(sm.delta.map(f)),
+                opt(sm.noise_multiplier.map(f)),
+                opt(sm.sensitivity.map(f)),
+                opt(sm.test_accuracy.map(f)),
+                f(sm.wall_time_s),
+                "ok".into(),
+            ],
+            Err(e) => {
+                let why = e.to_string().replace([',', '"', '\n', '\r'], ";");
+                eprintln!("accuracy: {name} failed: {why}");
+                let sh = c.shape();
+                vec![
+                    d.dataset.to_string(),
+                    m.unwrap_or("non-private").to_string(),
+                    String::new(),
+                    s.to_string(),
+                    sh.num_train.to_string(),
+                    sh.num_test.to_string(),
+                    sh.epochs.to_string(),
+                    sh.steps_per_epoch.to_string(),
+                    sh.total_steps.to_string(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    format!("failed: {why}"),
+                ]
+            }
+        };
+        t.push(row)?;
+    }
+    bar.finish_with_message(format!("{} training runs", jobs.len()));
+    Ok(Some(t))
+}
+
+/// Report section of experiment 4: mean ± std of test accuracy over seeds.
+pub fn report(run: &RunDir, t: &Table, _img: &dyn Fn(&str) -> String) -> Result<String> {
+    let mut s = String::new();
+    let copy = std::fs::read_to_string(run.file("accuracy_data.txt")).unwrap_or_default();
+    writeln!(
+        s,
+        "Data: {} and IMDB (aclImdb v1, labelled part); the train/test example counts below are prefixes of the splits when smaller than them (class-balanced for CIFAR-10 by its record order) (quick mode uses such subsets to fit its time budget). Same exponential schedule for all runs (β = {}), momentum 0.9, clip norm 1, Gaussian accountant (no amplification), balls-in-bins batches, ε = {}, δ = {}. Learning rates were not tuned per method. Fixed seeds (reproducible; not a private release).\n",
+        copy.trim(),
+        SCHEDULE.1,
+        EPSILON,
+        DELTA
+    )?;
+    writeln!(
+        s,
+        "| data set | method | band | train / test examples | epochs × steps | z | runs | test accuracy (mean ± std) |"
+    )?;
+    writeln!(s, "|---|---|---:|---|---|---:|---:|---:|")?;
+    let mut keys: Vec<(String, String)> = Vec::new();
+    for r in &t.rows {
+        let k = (
+            t.get(r, "dataset")?.to_string(),
+            t.get(r, "method")?.to_string(),
+        );
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    for (ds, m) in keys {
+        let rs: Vec<&Vec<String>> = t.rows.iter().filter(|r| r[0] == ds && r[1] == m).collect();
+        let accs: Vec<f64> = rs
+            .iter()
+            .filter_map(|r| t.opt_num(r, "test_accuracy").ok().flatten())
+            .collect();
+        let first = rs[0];
+        let acc = if accs.is_empty() {
+            format!("failed: {}", t.get(first, "status")?)
+        } else {
+            let mean = accs.iter().sum::<f64>() / accs.len() as f64;
+            let sd = if accs.len() > 1 {
+                (accs.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / (accs.len() - 1) as f64)
+                    .sqrt()
+            } else {
+                0.0
+            };
+            if accs.len() > 1 {
+                format!("{} ± {}", sig(100.0 * mean), sig(100.0 * sd))
+            } else {
+                format!("{} (one seed)", sig(100.0 * mean))
+            }
+        };
+        writeln!(
+            s,
+            "| {ds} | {m} | {} | {} / {} | {} × {} | {} | {} | {acc} % |",
+            t.get(first, "band")?,
+            t.get(first, "train_examples")?,
+            t.get(first, "test_examples")?,
+            t.get(first, "epochs")?,
+            t.get(first, "steps_per_epoch")?,
+            t.opt_num(first, "noise_multiplier")?
+                .map(sig)
+                .unwrap_or("—".into()),
+            accs.len()
+        )?;
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(d: &DataScale, method: Option<&str>) {
+        let c = config(d, method, 7, Path::new("/nonexistent")).unwrap();
+        let shape = c.shape();
+        assert_eq!(shape.epochs, d.epochs);
+        if let Some(n) = d.train {
+            assert_eq!(shape.num_train, n);
+            assert_eq!(shape.steps_per_epoch, n / d.batch);
+        }
+        assert_eq!(c.privacy.method, method.unwrap_or("identity"));
+        assert_eq!(c.seed, Some(7));
+    }
+
+    #[test]
+    fn every_config_of_both_modes_validates() {
+        for d in QUICK.iter().chain(FULL.iter()) {
+            for m in METHODS {
+                check(d, m);
+            }
+        }
+        assert!(estimate(&QUICK) < estimate(&FULL));
+    }
+
+    #[test]
+    fn missing_data_is_skipped_with_the_fetch_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = crate::run::Meta::probe("t".into(), "quick", &["accuracy".into()], 1);
+        let rd = RunDir::create(dir.path(), &meta).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let out = run(&rd, &QUICK, 1, &dir.path().join("no-data"), &stop).unwrap();
+        assert!(out.is_none());
+        let why = std::fs::read_to_string(rd.file("accuracy.skipped")).unwrap();
+        assert!(why.contains("cargo xtask data"), "{why}");
+        let md = crate::report::markdown(&rd, &meta, &|f| f.to_string()).unwrap();
+        assert!(md.contains("Skipped"), "{md}");
+    }
+}

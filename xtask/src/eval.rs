@@ -1,0 +1,270 @@
+//! One evaluation = one CSV row, through the same function as `lrmf errors --json`
+//! ([`lrmf_cli::evaluate`]) or the lower bound of `lrmf compare` ([`lrmf_factor::lower_bound`]),
+//! and a parallel runner with a progress bar weighted by each job's expected cost.
+
+use crate::table::{Table, f, opt};
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use lrmf_cli::StrategyArgs;
+use rayon::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Method name of the nuclear-norm lower bound rows (`‖W‖_*/n`, bounds MeanSE and MaxSE).
+pub const LOWER_BOUND: &str = "lower-bound";
+
+/// The columns shared by the error CSVs.
+pub const HEADER: [&str; 13] = [
+    "schedule",
+    "lr_decay",
+    "n",
+    "min_sep",
+    "participations",
+    "method",
+    "band",
+    "sensitivity",
+    "sensitivity_kind",
+    "max_se",
+    "mean_se",
+    "alpha",
+    "millis",
+];
+
+/// The strategy flags of one configuration (single participation when `min_sep` is `None`).
+pub fn args(
+    schedule: &str,
+    lr_decay: f64,
+    n: usize,
+    method: &str,
+    band: Option<usize>,
+    min_sep: Option<usize>,
+    participations: usize,
+) -> StrategyArgs {
+    StrategyArgs {
+        n: Some(n),
+        schedule: schedule.to_string(),
+        lr_decay,
+        warmup: 0,
+        momentum: 0.0,
+        weight_decay: 1.0,
+        method: method.to_string(),
+        band,
+        min_sep,
+        participations,
+    }
+}
+
+/// The CSV row of one configuration: `lrmf_cli::evaluate(args)` (the values `lrmf errors
+/// --json` prints), or for `method = lower-bound` the bound `‖W‖_*/n` in both error columns.
+pub fn row(a: &StrategyArgs) -> Result<Vec<String>> {
+    let lead = |method: &str, band: Option<usize>| {
+        vec![
+            a.schedule.clone(),
+            f(a.lr_decay),
+            opt(a.n),
+            opt(a.min_sep),
+            a.participations.to_string(),
+            method.to_string(),
+            opt(band),
+        ]
+    };
+    if a.method == LOWER_BOUND {
+        let start = std::time::Instant::now();
+        let problem = a.problem()?;
+        let lb = lrmf_factor::lower_bound(&problem.workload)?;
+        let mut r = lead(LOWER_BOUND, None);
+        r.extend([
+            String::new(),
+            String::new(),
+            f(lb),
+            f(lb),
+            String::new(),
+            f(start.elapsed().as_secs_f64() * 1e3),
+        ]);
+        return Ok(r);
+    }
+    let e = lrmf_cli::evaluate(a).with_context(|| {
+        format!(
+            "{} n={:?} {} β={} band={:?} min-sep={:?} k={}",
+            a.method, a.n, a.schedule, a.lr_decay, a.band, a.min_sep, a.participations
+        )
+    })?;
+    let mut r = lead(&e.method, e.band);
+    r.extend([
+        f(e.sensitivity),
+        e.sensitivity_kind.clone(),
+        f(e.max_se),
+        f(e.mean_se),
+        f(e.alpha),
+        f(e.millis),
+    ]);
+    Ok(r)
+}
+
+/// Expected seconds of one configuration on a 2-core machine (measured at development time):
+/// identity and banded O(n); sqrt/lr-sqrt O(n log n) for exponential and constant schedules,
+/// O(n²) otherwise; dense-sqrt and the lower bound O(n³).
+pub fn cost_seconds(a: &StrategyArgs) -> f64 {
+    let n = a.n.unwrap_or(1) as f64;
+    let geometric = matches!(a.schedule.as_str(), "exponential" | "constant");
+    1e-3 + match a.method.as_str() {
+        "sqrt" | "lr-sqrt" if geometric => 1.2 * n / 1048576.0,
+        "sqrt" | "lr-sqrt" => 2.0 * (n / 32768.0).powi(2),
+        "dense-sqrt" => 2.4 * (n / 2048.0).powi(3),
+        LOWER_BOUND => 4.5 * (n / 2048.0).powi(3),
+        _ => 1e-2 * n / 4096.0,
+    }
+}
+
+/// Evaluates every configuration (in parallel over rayon's pool), with a progress bar whose
+/// ETA is weighted by [`cost_seconds`]; the rows come back in the order of `jobs`, so the
+/// result does not depend on the number of threads.
+pub fn run_all(
+    label: &str,
+    jobs: &[StrategyArgs],
+    extra: impl Fn(&StrategyArgs, &[String]) -> Vec<String> + Sync,
+    header: &[&str],
+    stop: &AtomicBool,
+) -> Result<Table> {
+    let total: f64 = jobs.iter().map(cost_seconds).sum();
+    let bar = ProgressBar::new((total * 1000.0).ceil() as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix:>10} [{elapsed_precise}] {wide_bar} {percent:>3}% ETA {eta}  {msg}",
+        )
+        .expect("valid template"),
+    );
+    bar.set_prefix(label.to_string());
+    // Expensive jobs first, so the last job to finish is a cheap one.
+    let mut order: Vec<usize> = (0..jobs.len()).collect();
+    order.sort_by(|&i, &j| cost_seconds(&jobs[j]).total_cmp(&cost_seconds(&jobs[i])));
+    let done: Vec<(usize, Result<Vec<String>>)> = order
+        .par_iter()
+        .map(|&i| {
+            let a = &jobs[i];
+            if stop.load(Ordering::Relaxed) {
+                return (i, Err(anyhow::anyhow!("interrupted")));
+            }
+            let r = row(a).map(|mut r| {
+                r.extend(extra(a, &r));
+                r
+            });
+            bar.inc((cost_seconds(a) * 1000.0).round() as u64);
+            bar.set_message(format!("{} n={}", a.method, a.n.unwrap_or(0)));
+            (i, r)
+        })
+        .collect();
+    bar.finish_with_message(format!("{} configurations", jobs.len()));
+    let mut rows: Vec<Option<Vec<String>>> = vec![None; jobs.len()];
+    for (i, r) in done {
+        rows[i] = Some(r?);
+    }
+    let mut t = Table::new(header);
+    for r in rows.into_iter().flatten() {
+        t.push(r)?;
+    }
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The CSV row must hold exactly (bit for bit) the numbers `lrmf errors --json` prints for
+    /// the same flags: through the `lrmf` binary when it is built next to this test, and
+    /// always through `lrmf_cli::evaluate`.
+    fn check(a: &StrategyArgs) {
+        let r = row(a).unwrap();
+        let t = {
+            let mut t = Table::new(&HEADER);
+            t.push(r.clone()).unwrap();
+            Table::parse(&t.to_csv()).unwrap()
+        };
+        let back = &t.rows[0];
+        let e = lrmf_cli::evaluate(a).unwrap();
+        for (col, v) in [
+            ("max_se", e.max_se),
+            ("mean_se", e.mean_se),
+            ("sensitivity", e.sensitivity),
+            ("alpha", e.alpha),
+            ("lr_decay", e.lr_decay),
+        ] {
+            assert_eq!(t.num(back, col).unwrap().to_bits(), v.to_bits(), "{col}");
+        }
+        assert_eq!(t.get(back, "method").unwrap(), e.method);
+        assert_eq!(t.get(back, "sensitivity_kind").unwrap(), e.sensitivity_kind);
+        assert_eq!(t.opt_num(back, "band").unwrap(), e.band.map(|b| b as f64));
+        // The binary, when present (target/release/lrmf next to target/release/deps/<test>).
+        let exe = std::env::current_exe().unwrap();
+        let bin = exe.parent().unwrap().parent().unwrap().join("lrmf");
+        if bin.is_file() {
+            let mut cmd = std::process::Command::new(&bin);
+            cmd.args([
+                "errors",
+                "--json",
+                "--method",
+                &a.method,
+                "--schedule",
+                &a.schedule,
+            ]);
+            cmd.args([
+                "--n",
+                &a.n.unwrap().to_string(),
+                "--lr-decay",
+                &f(a.lr_decay),
+            ]);
+            if let Some(p) = a.band {
+                cmd.args(["--band", &p.to_string()]);
+            }
+            if let Some(b) = a.min_sep {
+                cmd.args(["--min-sep", &b.to_string()]);
+            }
+            cmd.args(["--participations", &a.participations.to_string()]);
+            let out = cmd.output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            for col in ["max_se", "mean_se", "sensitivity"] {
+                let v = j[col].as_f64().unwrap();
+                assert_eq!(
+                    t.num(back, col).unwrap().to_bits(),
+                    v.to_bits(),
+                    "binary {col}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn csv_rows_equal_lrmf_errors_json() {
+        check(&args("exponential", 0.1, 1024, "lr-sqrt", None, None, 1));
+        check(&args("cosine", 0.01, 512, "sqrt", None, None, 1));
+        check(&args(
+            "exponential",
+            0.1,
+            1024,
+            "lr-bisr",
+            Some(32),
+            Some(256),
+            4,
+        ));
+        check(&args("linear", 0.5, 256, "dense-sqrt", None, None, 1));
+        check(&args("polynomial", 0.1, 300, "identity", None, None, 1));
+    }
+
+    #[test]
+    fn lower_bound_row_is_the_compare_bound_and_errors_are_named() {
+        let a = args("exponential", 0.1, 128, LOWER_BOUND, None, None, 1);
+        let r = row(&a).unwrap();
+        let (rows, _) =
+            lrmf_cli::compare(&args("exponential", 0.1, 128, "identity", None, None, 1)).unwrap();
+        let lb = rows[0].lower_bound.unwrap();
+        assert_eq!(r[9].parse::<f64>().unwrap().to_bits(), lb.to_bits());
+        // Every method's MeanSE is at least the bound.
+        assert!(rows.iter().all(|e| e.mean_se >= lb * (1.0 - 1e-12)));
+        let bad = args("exponential", 0.1, 128, "lr-bsr", Some(0), None, 1);
+        assert!(format!("{:#}", row(&bad).unwrap_err()).contains("band"));
+    }
+}

@@ -1,0 +1,293 @@
+//! Log–log line charts (SVG and PNG through plotters) for the reproduction report, drawn only
+//! from the CSV tables a run wrote. The font is the shipped DejaVu Sans (no system font path).
+
+use anyhow::{Result, anyhow};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use std::path::{Path, PathBuf};
+
+/// The shipped font (DejaVu Sans, see `assets/DejaVuSans-LICENSE.txt`).
+const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+
+/// Registers the shipped font as `sans-serif`; call once before drawing.
+pub fn register_font() -> Result<()> {
+    plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
+        .map_err(|_| anyhow!("the shipped font assets/DejaVuSans.ttf is invalid"))
+}
+
+/// How a series is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// A solid line with small dots at the points.
+    Line,
+    /// A dashed line (reference values).
+    Dashed,
+    /// Large markers only (single configurations, best bands).
+    Marker,
+}
+
+/// One labelled series of (x, y) points; points with a non-positive coordinate are left out
+/// (the axes are logarithmic).
+#[derive(Debug, Clone)]
+pub struct Series {
+    /// Legend text.
+    pub label: String,
+    /// The points.
+    pub points: Vec<(f64, f64)>,
+    /// Line, dashed or markers.
+    pub style: Style,
+    /// Colour index into the palette (same method → same colour across panels).
+    pub color: usize,
+}
+
+/// One chart: a title, axis labels and its series; both axes logarithmic.
+#[derive(Debug, Clone)]
+pub struct Panel {
+    /// Caption above the chart.
+    pub title: String,
+    /// Label of the x axis.
+    pub x_label: String,
+    /// Label of the y axis.
+    pub y_label: String,
+    /// The series.
+    pub series: Vec<Series>,
+    /// Legend in the upper right corner instead of the upper left.
+    pub legend_right: bool,
+}
+
+/// Tableau-10 colours.
+const PALETTE: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
+/// Colour index of a method name, fixed so a method keeps its colour in every plot.
+pub fn color_of(method: &str) -> usize {
+    match method {
+        "identity" => 7,
+        "sqrt" => 0,
+        "lr-sqrt" => 1,
+        "dense-sqrt" => 2,
+        "lower-bound" => 3,
+        "bsr" => 4,
+        "lr-bsr" => 5,
+        "bisr" => 9,
+        "lr-bisr" => 6,
+        _ => 8,
+    }
+}
+
+fn pe(e: impl std::fmt::Debug) -> anyhow::Error {
+    anyhow!("plot: {e:?}")
+}
+
+/// Superscript digits of DejaVu Sans.
+const SUPERSCRIPT: [char; 10] = ['⁰', '¹', '²', '³', '⁴', '⁵', '⁶', '⁷', '⁸', '⁹'];
+
+/// Tick label: `2ᵏ` for powers of two ≥ 1024, plain for 0.01 ≤ |x| < 10⁵, scientific otherwise.
+fn tick(x: f64) -> String {
+    let a = x.abs();
+    let k = a.log2().round();
+    if a >= 1024.0 && (a - k.exp2()).abs() <= 1e-9 * a {
+        let exp: String = (k as u32)
+            .to_string()
+            .chars()
+            .map(|c| SUPERSCRIPT[c.to_digit(10).unwrap_or(0) as usize])
+            .collect();
+        format!("2{exp}")
+    } else if a == 0.0 {
+        "0".into()
+    } else if (1e-2..1e5).contains(&a) {
+        let s = format!("{x:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        format!("{x:.0e}")
+    }
+}
+
+fn draw<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    title: &str,
+    panels: &[Panel],
+    cols: usize,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE).map_err(pe)?;
+    let root = root.titled(title, ("sans-serif", 26)).map_err(pe)?;
+    let rows = panels.len().div_ceil(cols);
+    let areas = root.split_evenly((rows, cols));
+    for (p, area) in panels.iter().zip(areas) {
+        let pts = p
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter())
+            .filter(|(x, y)| *x > 0.0 && *y > 0.0 && x.is_finite() && y.is_finite());
+        let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+        for &(x, y) in pts {
+            x0 = x0.min(x);
+            x1 = x1.max(x);
+            y0 = y0.min(y);
+            y1 = y1.max(y);
+        }
+        if x0 > x1 {
+            continue;
+        }
+        let (x0, x1) = (x0 / 1.15, x1 * 1.15);
+        let (y0, y1) = (y0 / 1.3, y1 * 3.0);
+        let mut chart = ChartBuilder::on(&area)
+            .caption(&p.title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(48)
+            .y_label_area_size(64)
+            .build_cartesian_2d(
+                (x0..x1).log_scale().base(2.0),
+                (y0..y1).log_scale().base(2.0),
+            )
+            .map_err(pe)?;
+        chart
+            .configure_mesh()
+            .x_desc(&p.x_label)
+            .y_desc(&p.y_label)
+            .x_label_formatter(&|x| tick(*x))
+            .y_label_formatter(&|y| tick(*y))
+            .label_style(("sans-serif", 13))
+            .axis_desc_style(("sans-serif", 15))
+            .draw()
+            .map_err(pe)?;
+        for s in &p.series {
+            let c = PALETTE[s.color % PALETTE.len()];
+            let v: Vec<(f64, f64)> = s
+                .points
+                .iter()
+                .copied()
+                .filter(|(x, y)| *x > 0.0 && *y > 0.0 && x.is_finite() && y.is_finite())
+                .collect();
+            if v.is_empty() {
+                continue;
+            }
+            let anno = match s.style {
+                Style::Line => {
+                    chart
+                        .draw_series(v.iter().map(|&q| Circle::new(q, 2, c.filled())))
+                        .map_err(pe)?;
+                    chart
+                        .draw_series(LineSeries::new(v.clone(), c.stroke_width(2)))
+                        .map_err(pe)?
+                }
+                Style::Dashed => chart
+                    .draw_series(DashedLineSeries::new(v.clone(), 8, 5, c.stroke_width(2)))
+                    .map_err(pe)?,
+                Style::Marker => chart
+                    .draw_series(v.iter().map(|&q| Circle::new(q, 6, c.stroke_width(2))))
+                    .map_err(pe)?,
+            };
+            let style = s.style;
+            anno.label(s.label.clone())
+                .legend(move |(x, y)| -> DynElement<DB, (i32, i32)> {
+                    match style {
+                        Style::Marker => Circle::new((x + 10, y), 5, c.stroke_width(2)).into_dyn(),
+                        _ => PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
+                            .into_dyn(),
+                    }
+                });
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 12))
+            .position(if p.legend_right {
+                SeriesLabelPosition::UpperRight
+            } else {
+                SeriesLabelPosition::UpperLeft
+            })
+            .draw()
+            .map_err(pe)?;
+    }
+    root.present().map_err(pe)?;
+    Ok(())
+}
+
+/// Draws `panels` in a grid of `cols` columns into `<stem>.svg` and `<stem>.png`; returns both
+/// paths.
+pub fn save(stem: &Path, title: &str, panels: &[Panel], cols: usize) -> Result<Vec<PathBuf>> {
+    let cols = cols.max(1).min(panels.len().max(1));
+    let rows = panels.len().div_ceil(cols).max(1);
+    let size = (cols as u32 * 560, rows as u32 * 420 + 40);
+    let svg = PathBuf::from(format!("{}.svg", stem.display()));
+    let png = PathBuf::from(format!("{}.png", stem.display()));
+    draw(
+        SVGBackend::new(&svg, size).into_drawing_area(),
+        title,
+        panels,
+        cols,
+    )?;
+    draw(
+        BitMapBackend::new(&png, size).into_drawing_area(),
+        title,
+        panels,
+        cols,
+    )?;
+    Ok(vec![svg, png])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(x: f64, s: &str) {
+        assert_eq!(tick(x), s);
+    }
+
+    #[test]
+    fn ticks_and_files() {
+        check(1000.0, "1000");
+        check(0.5, "0.5");
+        check(1048576.0, "2²⁰");
+        check(1000000.0, "1e6");
+        check(0.001, "1e-3");
+        register_font().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let panel = Panel {
+            title: "t".into(),
+            x_label: "n".into(),
+            y_label: "MaxSE".into(),
+            series: vec![
+                Series {
+                    label: "a".into(),
+                    points: vec![(1.0, 1.0), (10.0, 3.0), (0.0, 5.0)],
+                    style: Style::Line,
+                    color: 0,
+                },
+                Series {
+                    label: "b".into(),
+                    points: vec![(2.0, 2.0)],
+                    style: Style::Marker,
+                    color: 1,
+                },
+            ],
+            legend_right: false,
+        };
+        let files = save(&dir.path().join("p0.1"), "title", &[panel], 1).unwrap();
+        assert_eq!(files[0], dir.path().join("p0.1.svg"));
+        for f in files {
+            assert!(
+                std::fs::metadata(&f).unwrap().len() > 1000,
+                "{}",
+                f.display()
+            );
+        }
+        let png = std::fs::read(dir.path().join("p0.1.png")).unwrap();
+        assert_eq!(&png[1..4], b"PNG");
+    }
+}
