@@ -2,42 +2,11 @@
 //! `shared/reference/errors.json` through `--json`, and one-line errors with exit code 2 for
 //! every kind of bad input.
 
+mod common;
+
+use common::{check_bad, json};
 use serde_json::Value;
 use std::path::PathBuf;
-use std::process::{Command, Output};
-
-fn lrmf(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lrmf"))
-        .args(args)
-        .output()
-        .expect("the lrmf binary runs")
-}
-
-fn json(args: &[&str]) -> Value {
-    let out = lrmf(args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("valid JSON")
-}
-
-fn check_bad(args: &[&str], flag: &str) {
-    let out = lrmf(args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{args:?} should exit 2, stderr: {stderr}"
-    );
-    assert!(
-        stderr.contains(flag),
-        "{args:?}: the message should name {flag}: {stderr}"
-    );
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    assert!(out.stdout.is_empty(), "no output on error");
-}
 
 #[test]
 fn reference_entries_through_the_cli() {

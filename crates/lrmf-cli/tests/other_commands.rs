@@ -2,41 +2,12 @@
 //! from outside: `shared/reference/accounting.json` through `--json`, exit code 2 on bad input,
 //! and the smoke training run that CI relies on.
 
+mod common;
+
+use common::{check_bad, json, lrmf};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn lrmf(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lrmf"))
-        .args(args)
-        .output()
-        .expect("the lrmf binary runs")
-}
-
-fn json(args: &[&str]) -> Value {
-    let out = lrmf(args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("valid JSON")
-}
-
-fn check_bad(args: &[&str], flag: &str) {
-    let out = lrmf(args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{args:?} should exit 2, stderr: {stderr}"
-    );
-    assert!(
-        stderr.contains(flag),
-        "{args:?}: the message should name {flag}: {stderr}"
-    );
-    assert!(!stderr.contains("panicked"), "{stderr}");
-}
+use std::process::Output;
 
 fn rel(a: f64, b: f64) -> f64 {
     (a - b).abs() / b.abs()
