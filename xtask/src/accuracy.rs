@@ -46,7 +46,10 @@ pub struct DataScale {
     pub batch: usize,
     /// Initial learning rate η of the private runs (clipped gradients).
     pub lr: f64,
-    /// Initial learning rate η of the non-private run (unclipped gradients are larger).
+    /// Initial learning rate η of the non-private run (unclipped gradients are larger). Measured
+    /// on this machine: CIFAR-10 CNN with group norm 0.007 (0.02 unstable, 0.05 and above
+    /// diverge; 64.8 % after 2 full epochs at batch 256); IMDB at batch 1000 × 10 epochs:
+    /// 0.5 → 67 %, 5 → 80 %, 20 unstable.
     pub lr_nonprivate: f64,
     /// Band p of the banded methods.
     pub band: usize,
@@ -66,7 +69,7 @@ pub const QUICK: [DataScale; 2] = [
         epochs: 3,
         batch: 100,
         lr: 2.0,
-        lr_nonprivate: 0.1,
+        lr_nonprivate: 0.007,
         band: 4,
         seeds: 1,
         seconds_per_run: 75.0,
@@ -78,7 +81,7 @@ pub const QUICK: [DataScale; 2] = [
         epochs: 10,
         batch: 1000,
         lr: 20.0,
-        lr_nonprivate: 2.0,
+        lr_nonprivate: 5.0,
         band: 5,
         seeds: 3,
         seconds_per_run: 30.0,
@@ -94,7 +97,7 @@ pub const FULL: [DataScale; 2] = [
         epochs: 20,
         batch: 500,
         lr: 2.0,
-        lr_nonprivate: 0.1,
+        lr_nonprivate: 0.007,
         band: 25,
         seeds: 3,
         seconds_per_run: 75.0 * 25.0 * 20.0 / 3.0,
@@ -106,7 +109,7 @@ pub const FULL: [DataScale; 2] = [
         epochs: 10,
         batch: 1000,
         lr: 20.0,
-        lr_nonprivate: 2.0,
+        lr_nonprivate: 5.0,
         band: 5,
         seeds: 3,
         seconds_per_run: 30.0,
