@@ -167,6 +167,20 @@ fn data(data_dir: Option<PathBuf>, shared_dir: Option<PathBuf>) -> Result<()> {
     Ok(())
 }
 
+/// A newcomer's `cargo xtask repro` should not need a separate set-up step: when the prepared
+/// data is missing but the shared archives are beside the repository, prepare it (seconds).
+/// Failures are reported and left to the accuracy experiment, which skips with the fix.
+fn prepare_data_if_missing(data_dir: &std::path::Path) {
+    let dd = lrmf_data::DataDir::new(data_dir);
+    if dd.cifar10().is_ok() && dd.imdb().is_ok() {
+        return;
+    }
+    println!("accuracy: data not prepared yet; running `cargo xtask data` first");
+    if let Err(e) = data(Some(data_dir.to_path_buf()), None) {
+        eprintln!("accuracy: data set-up failed: {e:#}");
+    }
+}
+
 fn hms(secs: f64) -> String {
     let s = secs.round() as u64;
     format!("{}h {:02}m {:02}s", s / 3600, (s / 60) % 60, s % 60)
@@ -283,7 +297,10 @@ fn repro(a: ReproArgs) -> Result<()> {
                 &errors::memory_header(),
                 &stop,
             )?),
-            "accuracy" => accuracy::run(&rd, acc_scale, meta.seed, &data_dir, &stop)?,
+            "accuracy" => {
+                prepare_data_if_missing(&data_dir);
+                accuracy::run(&rd, acc_scale, meta.seed, &data_dir, &stop)?
+            }
             other => bail!("unknown experiment {other} in {}", rd.path.display()),
         };
         if let Some(table) = table {
