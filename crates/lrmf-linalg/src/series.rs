@@ -141,6 +141,10 @@ fn inverse_recurrence(c: &[f64], n: usize) -> Vec<f64> {
     let tail: Vec<f64> = c[1..].iter().rev().copied().collect();
     let mut y = vec![0.0; n];
     y[0] = inv_c0;
+    // Coefficients that decay geometrically reach the subnormal range, where every arithmetic
+    // operation is ~100× slower. They are flushed to zero (an absolute change below 2.3e-308),
+    // and once p − 1 consecutive coefficients are zero every later one is exactly zero.
+    let mut zeros = 0usize;
     for k in 1..n {
         let s = if k >= p - 1 {
             dot(&tail, &y[k + 1 - p..k])
@@ -148,7 +152,16 @@ fn inverse_recurrence(c: &[f64], n: usize) -> Vec<f64> {
             // Warm-up: fewer than p − 1 earlier terms.
             dot(&tail[p - 1 - k..], &y[..k])
         };
-        y[k] = -s * inv_c0;
+        let v = -s * inv_c0;
+        if v.abs() < f64::MIN_POSITIVE {
+            zeros += 1;
+            if zeros >= p - 1 {
+                break;
+            }
+        } else {
+            zeros = 0;
+            y[k] = v;
+        }
     }
     y
 }
