@@ -254,8 +254,3 @@ pub fn compare(args: &StrategyArgs) -> Result<(Vec<ErrorsReport>, Vec<String>)> 
     }
     Ok((out, skipped))
 }
-
-/// The rates χ of the validated schedule (for reports).
-pub fn rates(problem: &Problem) -> Vec<f64> {
-    problem.schedule.rates()
-}

@@ -277,10 +277,7 @@ impl LrSchedule {
     fn base_rate(&self, s: usize, m: usize) -> f64 {
         let beta = self.lr_decay;
         if m == 1 {
-            return match &self.kind {
-                Kind::File(_) => 1.0,
-                _ => 1.0,
-            };
+            return 1.0;
         }
         let frac = s as f64 / (m - 1) as f64;
         match &self.kind {

@@ -11,7 +11,7 @@
 //! recurrences; no n×n matrix is formed unless a test asks for [`Workload::to_dense`].
 //! With χ ≡ 1, W = Toep(a) with `a_k = Σ_{j=0}^{k} λ^{k−j} μ^j` ([`Workload::toeplitz_series`]).
 
-use lrmf_linalg::{LinearOperator, Mat, series};
+use lrmf_linalg::{LinearOperator, Mat};
 use lrmf_schedule::{LrSchedule, Schedule};
 use thiserror::Error;
 
@@ -160,11 +160,6 @@ impl Workload {
         for j in (0..x.len().saturating_sub(1)).rev() {
             x[j] += rho * x[j + 1];
         }
-    }
-
-    /// The constant-rate series as a vector `series::geometric(ρ)` for factorizers.
-    pub fn geometric_series(rho: f64, len: usize) -> Vec<f64> {
-        series::geometric(rho, len)
     }
 }
 
