@@ -23,11 +23,12 @@ fn run(
 ) -> f64 {
     let schedule = LrSchedule::new(Kind::parse_builtin(kind).unwrap(), n, 0.1, 0).unwrap();
     let w = Workload::from_schedule(&schedule, 0.0, 1.0).unwrap();
+    let p = Participation::new(n, min_sep, k).unwrap();
     let f = FactorSpec::for_schedule(method, band, &schedule)
         .unwrap()
-        .factorize(&w)
+        .factorize(&w, p)
         .unwrap();
-    errors(&w, &f, Participation::new(n, min_sep, k).unwrap())
+    errors(&w, &f, p)
         .unwrap()
         .max_se
 }

@@ -109,7 +109,7 @@ impl StrategyArgs {
         let problem = self.problem()?;
         let method = self.method()?;
         let f = spec(method, self.band, &problem)?
-            .factorize(&problem.workload)
+            .factorize(&problem.workload, problem.participation)
             .map_err(usage)?;
         Ok((problem, f))
     }
@@ -182,7 +182,9 @@ pub fn evaluate(args: &StrategyArgs) -> Result<ErrorsReport> {
 fn evaluate_method(args: &StrategyArgs, problem: &Problem, method: Method) -> Result<ErrorsReport> {
     let start = Instant::now();
     let spec = spec(method, args.band, problem)?;
-    let f = spec.factorize(&problem.workload).map_err(usage)?;
+    let f = spec
+        .factorize(&problem.workload, problem.participation)
+        .map_err(usage)?;
     let e = errors(&problem.workload, &f, problem.participation).map_err(usage)?;
     let millis = start.elapsed().as_secs_f64() * 1e3;
     let mut notes = Vec::new();

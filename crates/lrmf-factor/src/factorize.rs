@@ -1,9 +1,10 @@
 //! Building the strategy matrix C of each method (MATH.md §4).
 
-use crate::Method;
 use crate::error::{FactorError, invalid};
+use crate::{Method, Objective, OptimizeInfo};
 use lrmf_linalg::series::{self, Algorithm};
 use lrmf_linalg::{DenseLower, LinearOperator, LowerTriangular, ToeplitzLower};
+use lrmf_privacy::Participation;
 use lrmf_schedule::LrSchedule;
 use lrmf_workload::Workload;
 
@@ -14,8 +15,9 @@ pub const MAX_DENSE_N: usize = 4096;
 pub trait Factorizer {
     /// A short name for reports.
     fn name(&self) -> String;
-    /// The factorization of `w` (B is implied: `B = W·C⁻¹` with the true W).
-    fn factorize(&self, w: &Workload) -> Result<Factorization, FactorError>;
+    /// The factorization of `w` for participation `p` (B is implied: `B = W·C⁻¹` with the true
+    /// W). Closed forms ignore `p`; optimized methods minimize their objective under it.
+    fn factorize(&self, w: &Workload, p: Participation) -> Result<Factorization, FactorError>;
 }
 
 /// A factorization: the strategy C; B is always `W·C⁻¹` with the true workload.
@@ -27,6 +29,8 @@ pub struct Factorization {
     pub band: Option<usize>,
     /// The strategy matrix C.
     pub c: LowerTriangular,
+    /// For optimized methods: the objective, its value, iterations and time.
+    pub info: Option<OptimizeInfo>,
 }
 
 /// A built-in method with its parameters: band p and geometric rate α.
@@ -38,6 +42,10 @@ pub struct FactorSpec {
     pub band: Option<usize>,
     /// The geometric rate α used by the lr- methods (`T^α_k = α^k T_k`).
     pub alpha: f64,
+    /// What the optimized methods minimize (ignored by the closed forms).
+    pub objective: Objective,
+    /// The number of BLT buffers d (`None`: chosen automatically; ignored by other methods).
+    pub buffers: Option<usize>,
 }
 
 impl FactorSpec {
@@ -59,7 +67,21 @@ impl FactorSpec {
             method,
             band: if method.is_banded() { band } else { None },
             alpha,
+            objective: Objective::default(),
+            buffers: None,
         })
+    }
+
+    /// The same spec minimizing `objective` (for the optimized methods).
+    pub fn with_objective(mut self, objective: Objective) -> Self {
+        self.objective = objective;
+        self
+    }
+
+    /// The same spec with `d` BLT buffers.
+    pub fn with_buffers(mut self, buffers: Option<usize>) -> Self {
+        self.buffers = buffers;
+        self
     }
 
     /// A spec whose α is the schedule's geometric surrogate `β^{1/(n−1)}` (exact for the
@@ -90,7 +112,7 @@ impl Factorizer for FactorSpec {
 
     /// Cost: identity O(1); sqrt O(n log n); bsr O(p²) (O(p log p) for large p); bisr the same;
     /// dense-sqrt O(n³/6) (n ≤ [`MAX_DENSE_N`]).
-    fn factorize(&self, w: &Workload) -> Result<Factorization, FactorError> {
+    fn factorize(&self, w: &Workload, _p: Participation) -> Result<Factorization, FactorError> {
         let n = w.n();
         let alpha = if self.method.is_lr_aware() {
             self.alpha
@@ -130,6 +152,7 @@ impl Factorizer for FactorSpec {
             name: self.name(),
             band: self.band,
             c,
+            info: None,
         })
     }
 }

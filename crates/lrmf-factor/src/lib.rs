@@ -19,8 +19,10 @@ mod error;
 mod factorize;
 mod method;
 pub mod metrics;
+mod objective;
 
 pub use error::FactorError;
 pub use factorize::{FactorSpec, Factorization, Factorizer, MAX_DENSE_N};
 pub use method::Method;
 pub use metrics::{Errors, errors, lower_bound};
+pub use objective::{Objective, OptimizeInfo};

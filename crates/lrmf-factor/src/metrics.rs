@@ -208,7 +208,7 @@ mod tests {
 
     fn check(w: &Workload, spec: FactorSpec) {
         let n = w.n();
-        let f = spec.factorize(w).unwrap();
+        let f = spec.factorize(w, Participation::single()).unwrap();
         let b = b_dense(w, &f.c).unwrap();
         // B·C = W, dense.
         let bc = &b * f.c.to_dense();
@@ -247,7 +247,7 @@ mod tests {
         let lb = lower_bound(&w).unwrap();
         for m in Method::ALL {
             let spec = FactorSpec::for_schedule(m, Some(8), &s).unwrap();
-            let e = errors(&w, &spec.factorize(&w).unwrap(), Participation::single()).unwrap();
+            let e = errors(&w, &spec.factorize(&w, Participation::single()).unwrap(), Participation::single()).unwrap();
             assert!(e.mean_se >= lb * (1.0 - 1e-12), "{m}: {} < {lb}", e.mean_se);
             assert!(e.max_se >= e.mean_se * (1.0 - 1e-12));
         }
@@ -258,12 +258,12 @@ mod tests {
         let w = Workload::prefix_sum(MAX_DENSE_N + 1).unwrap();
         assert!(lower_bound(&w).is_err());
         let spec = FactorSpec::new(Method::DenseSqrt, None, 1.0).unwrap();
-        assert!(spec.factorize(&w).is_err());
+        assert!(spec.factorize(&w, Participation::single()).is_err());
         assert!(FactorSpec::new(Method::Bisr, None, 1.0).is_err());
         let spec = FactorSpec::new(Method::Bisr, Some(0), 1.0).unwrap();
-        assert!(spec.factorize(&w).is_err());
+        assert!(spec.factorize(&w, Participation::single()).is_err());
         let spec = FactorSpec::new(Method::Bsr, Some(MAX_DENSE_N + 2), 1.0).unwrap();
-        assert!(spec.factorize(&w).is_err());
+        assert!(spec.factorize(&w, Participation::single()).is_err());
     }
 
     proptest! {
@@ -284,8 +284,8 @@ mod tests {
             let s = schedule("exponential", n, 1.0);
             let w = Workload::from_schedule(&s, mu, 1.0).unwrap();
             for m in [Method::LrSqrt, Method::LrBsr, Method::LrBisr] {
-                let a = FactorSpec::for_schedule(m, Some(band.min(n)), &s).unwrap().factorize(&w).unwrap();
-                let b = FactorSpec::for_schedule(m.plain(), Some(band.min(n)), &s).unwrap().factorize(&w).unwrap();
+                let a = FactorSpec::for_schedule(m, Some(band.min(n)), &s).unwrap().factorize(&w, Participation::single()).unwrap();
+                let b = FactorSpec::for_schedule(m.plain(), Some(band.min(n)), &s).unwrap().factorize(&w, Participation::single()).unwrap();
                 prop_assert_eq!(a.c.to_dense(), b.c.to_dense());
             }
         }

@@ -43,11 +43,12 @@ fn check(entry: &Value) {
 
     let schedule = LrSchedule::new(kind, n, beta, 0).unwrap();
     let w = Workload::from_schedule(&schedule, mu, lambda).unwrap();
+    let p = Participation::new(n, min_sep, k).unwrap();
     let f = FactorSpec::for_schedule(method, band, &schedule)
         .unwrap()
-        .factorize(&w)
+        .factorize(&w, p)
         .unwrap();
-    let e = errors(&w, &f, Participation::new(n, min_sep, k).unwrap()).unwrap();
+    let e = errors(&w, &f, p).unwrap();
     for (name, got) in [
         ("sensitivity", e.sensitivity.value),
         ("max_se", e.max_se),

@@ -73,11 +73,12 @@ pub fn strategy(
     band: Option<usize>,
     workload: &Workload,
     schedule: &LrSchedule,
+    participation: Participation,
 ) -> Result<LowerTriangular> {
     let err = |e: lrmf_factor::FactorError| cfg("privacy.method", e.to_string());
     let method: Method = method.parse().map_err(err)?;
     let spec = FactorSpec::for_schedule(method, band, schedule).map_err(err)?;
-    Ok(spec.factorize(workload).map_err(err)?.c)
+    Ok(spec.factorize(workload, participation).map_err(err)?.c)
 }
 
 impl PrivacyPlan {
@@ -102,7 +103,7 @@ impl PrivacyPlan {
         .map_err(|e| cfg("training", e.to_string()))?;
         let participation =
             Participation::new(n, Some(b), k).map_err(|e| cfg("training.epochs", e.to_string()))?;
-        let c = strategy(&p.method, p.band, &workload, schedule)?;
+        let c = strategy(&p.method, p.band, &workload, schedule, participation)?;
         let sens =
             sensitivity(&c, participation).map_err(|e| cfg("privacy.method", e.to_string()))?;
         let mut warnings = Vec::new();

@@ -95,6 +95,17 @@ impl Workload {
         Ok(w)
     }
 
+    /// The constant-rate workload with the same n, momentum and weight decay (χ ≡ 1): what the
+    /// schedule-blind ("plain") optimized methods optimize for (MATH.md §5b).
+    pub fn constant_rate(&self) -> Self {
+        Self {
+            chi: vec![1.0; self.n()],
+            momentum: self.momentum,
+            weight_decay: self.weight_decay,
+            geometric: Some(1.0),
+        }
+    }
+
     /// Number of steps n.
     pub fn n(&self) -> usize {
         self.chi.len()
