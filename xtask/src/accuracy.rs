@@ -316,6 +316,10 @@ pub fn run(
             }
             _ => {
                 let resume = dir.join("checkpoint.bin").is_file();
+                if !resume && dir.join(lrmf_train::release::RELEASE_FILE).exists() {
+                    // A completed run of an older config: start it over.
+                    std::fs::remove_dir_all(&dir)?;
+                }
                 let mut p = Bar {
                     bar: &bar,
                     weight: *w,

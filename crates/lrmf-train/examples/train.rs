@@ -31,7 +31,7 @@ impl Progress for Print {
     fn step(&mut self, m: &StepMetrics) {
         if m.step.is_multiple_of(self.every) {
             println!(
-                "[{:7.1}s] step {} epoch {} lr {:.4} loss {:?} acc {:?} clipped {:.2}",
+                "[{:7.1}s] step {} epoch {} lr {:.4} loss {:?} acc {:?} clipped {:?}",
                 self.clock.elapsed().as_secs_f64(),
                 m.step,
                 m.epoch,

@@ -4,8 +4,7 @@
 //! Privacy note: a checkpoint holds the run's secret seeds (bin assignment, noise) and the
 //! non-released intermediate state; treat it like the training data, never publish it.
 
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -183,20 +182,11 @@ impl Checkpoint {
         })
     }
 
-    /// Writes `dir/checkpoint.bin` atomically: temp file in `dir`, fsync, rename, fsync `dir`.
-    /// A crash at any point leaves either the old or the new checkpoint, never a torn one.
+    /// Writes `dir/checkpoint.bin` atomically and privately (`0600`, see [`crate::store`]):
+    /// a crash at any point leaves either the old or the new checkpoint, never a torn one.
     pub fn save(&self, dir: &Path) -> Result<PathBuf> {
-        let bytes = self.to_bytes()?;
         let path = dir.join(CHECKPOINT_FILE);
-        let tmp = dir.join(format!("{CHECKPOINT_FILE}.tmp"));
-        {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-        }
-        fs::rename(&tmp, &path)?;
-        // Make the rename itself durable.
-        File::open(dir)?.sync_all()?;
+        crate::store::atomic_write(&path, &self.to_bytes()?)?;
         Ok(path)
     }
 

@@ -398,12 +398,31 @@ fn balls_in_bins() -> Sampling {
 }
 
 /// `[output]`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutputConfig {
     /// Run folder (default `runs/<name>`); the CLI's `--out` overrides it.
     #[serde(default)]
     pub dir: Option<PathBuf>,
+    /// Keep `checkpoint.bin` (it holds the noise key and the sampler seed: secret) after a
+    /// completed run. Default `false`: the completed run deletes it and keeps only the release.
+    #[serde(default)]
+    pub keep_checkpoint: bool,
+    /// Write the diagnostics computed from the private training data *without noise* (per-step
+    /// loss, accuracy, batch size, clipped fraction; the last epoch's training loss). They are
+    /// outside the (ε, δ) guarantee and labelled so (`outside_dp`). Default `true`.
+    #[serde(default = "yes")]
+    pub diagnostics: bool,
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            keep_checkpoint: false,
+            diagnostics: true,
+        }
+    }
 }
 
 /// The shape of a run, derived from a validated config.
@@ -465,13 +484,27 @@ impl TrainConfig {
         toml::to_string(self).map_err(|e| TrainError::Other(format!("serialising config: {e}")))
     }
 
-    /// SHA-256 (hex) of the config without `[output]` (where a run is written does not change
-    /// it); a checkpoint only resumes under the same hash.
+    /// SHA-256 (hex) of the config and of the contents of every file it reads besides the
+    /// data (today: the schedule file), without `[output].dir` and `keep_checkpoint` (where a
+    /// run is written and what is kept afterwards change no number of it); a checkpoint only
+    /// resumes under the same hash, so a schedule file edited between sessions is refused.
+    /// The data itself is pinned by `cargo xtask data`'s archive checksums.
     pub fn hash(&self) -> String {
         let mut c = self.clone();
-        c.output = OutputConfig::default();
-        let json = serde_json::to_vec(&c).expect("config serialises");
-        crate::checkpoint::to_hex(&Sha256::digest(&json))
+        c.output.dir = None;
+        c.output.keep_checkpoint = false;
+        let mut h = Sha256::new();
+        h.update(serde_json::to_vec(&c).expect("config serialises"));
+        if let Some(path) = &self.schedule.file {
+            match std::fs::read(path) {
+                Ok(bytes) => {
+                    h.update(b"schedule.file contents\0");
+                    h.update(Sha256::digest(&bytes));
+                }
+                Err(e) => h.update(format!("schedule.file unreadable: {e}").as_bytes()),
+            }
+        }
+        crate::checkpoint::to_hex(&h.finalize())
     }
 
     /// The run folder: `[output].dir`, else `runs/<name>`, else `runs/<dataset>`.
@@ -858,7 +891,7 @@ impl TrainConfig {
             DatasetKind::Imdb => dir.imdb().map(|_| ()),
             _ => Ok(()),
         };
-        res.map_err(|e| cfg_err("data.dataset", e.to_string()))
+        res.map_err(|e| cfg_err("data.dir", e.to_string()))
     }
 }
 

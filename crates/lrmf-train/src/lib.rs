@@ -13,11 +13,13 @@ pub mod metrics;
 pub mod model;
 pub mod optimizer;
 pub mod plan;
+pub mod release;
 pub mod sampler;
+pub mod store;
 mod trainer;
 
 pub use config::TrainConfig;
 pub use data::{Examples, TrainData};
 pub use error::{Result, TrainError};
 pub use metrics::{NoProgress, Progress, RunInfo, StepMetrics, Summary};
-pub use trainer::{CONFIG_FILE, FIXED_SEED_WARNING, evaluate, train, train_model};
+pub use trainer::{CONFIG_FILE, FIXED_SEED_WARNING, build_model, evaluate, train, train_model};

@@ -2,7 +2,7 @@
 //! resume so a resumed run's file equals an uninterrupted one), the final summary, and the
 //! `Progress` callback the CLI wraps its progress bar around.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -15,6 +15,9 @@ pub const METRICS_FILE: &str = "metrics.jsonl";
 /// File name of the final summary in a run folder.
 pub const SUMMARY_FILE: &str = "summary.json";
 
+/// The per-step fields computed from private data without noise (see [`StepMetrics`]).
+pub const STEP_DIAGNOSTICS: [&str; 4] = ["loss", "accuracy", "batch_size", "clipped_fraction"];
+
 /// One line of `metrics.jsonl`: one optimizer step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepMetrics {
@@ -24,17 +27,28 @@ pub struct StepMetrics {
     pub epoch: usize,
     /// Effective learning rate η·χ_t.
     pub lr: f64,
-    /// Mean training loss of the batch (before the update; `null` for an empty batch).
+    /// Mean training loss of the batch (before the update; `null` for an empty batch or with
+    /// diagnostics off). Computed from private data without noise: outside the DP guarantee.
     pub loss: Option<f64>,
-    /// Training accuracy of the batch (before the update; `null` for an empty batch).
+    /// Training accuracy of the batch (before the update; `null` for an empty batch or with
+    /// diagnostics off). Outside the DP guarantee.
     pub accuracy: Option<f64>,
-    /// Examples in the batch.
-    pub batch_size: usize,
-    /// Fraction of the batch whose gradient norm exceeded the clip norm (0 when non-private).
-    pub clipped_fraction: f64,
-    /// The ε guaranteed for everything released up to this step, when known. The releases of
-    /// steps 1..t are a post-processing of the whole run's release, so the run's final ε bounds
-    /// them; only that bound is reported here (`null` in non-private mode).
+    /// Examples in the batch (absent with diagnostics off). Outside the DP guarantee: the
+    /// exact bin sizes are part of what balls-in-bins amplification keeps secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<usize>,
+    /// Fraction of the batch whose gradient norm exceeded the clip norm (0 when non-private;
+    /// absent with diagnostics off). Outside the DP guarantee.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clipped_fraction: Option<f64>,
+    /// The fields of this line computed from the private training data without noise, i.e.
+    /// not covered by the run's (ε, δ) guarantee (empty with diagnostics off).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outside_dp: Vec<String>,
+    /// The run's whole privacy budget ε (`null` in non-private mode). Named `epsilon_spent`
+    /// for compatibility: the releases of steps 1..t are a post-processing of the whole run's
+    /// release, so the run's ε bounds them from step 1 on; it is the budget, not a running
+    /// total (the matrix mechanism's ε is certified for the whole run only).
     pub epsilon_spent: Option<f64>,
     /// Test loss, on the last step of an epoch when evaluated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -148,8 +162,17 @@ pub struct Summary {
     pub test_loss: Option<f64>,
     /// Final test accuracy.
     pub test_accuracy: Option<f64>,
-    /// Mean training loss over the last epoch's steps run in this process or before.
+    /// Mean training loss over the last epoch's steps run in this process or before
+    /// (`null` with diagnostics off). Outside the DP guarantee (see `outside_dp`).
     pub train_loss_last_epoch: Option<f64>,
+    /// The fields of this summary computed from the private training data without noise, i.e.
+    /// not covered by the (ε, δ) guarantee.
+    pub outside_dp: Vec<String>,
+    /// What became of `checkpoint.bin`, which holds the noise key and the sampler seed.
+    pub checkpoint: String,
+    /// The release artifact's files in the run folder (a completed run: `model.safetensors`,
+    /// `release.json`), safe to hand over: they hold no secret.
+    pub release_files: Vec<String>,
     /// Wall-clock seconds of training (all sessions of a resumed run).
     pub wall_time_s: f64,
     /// SHA-256 of the config.
@@ -171,11 +194,7 @@ impl MetricsWriter {
     /// checkpoint's offset on resume, dropping lines of steps after the checkpoint).
     pub fn open(dir: &Path, offset: u64) -> Result<Self> {
         let path = dir.join(METRICS_FILE);
-        let file = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(false)
-            .open(&path)?;
+        let file = crate::store::open_private(&path)?;
         let len = file.metadata()?.len();
         if len < offset {
             return Err(crate::TrainError::Other(format!(
@@ -216,16 +235,10 @@ impl MetricsWriter {
 /// Writes `summary.json` atomically (temp file, fsync, rename).
 pub fn write_summary(dir: &Path, summary: &Summary) -> Result<PathBuf> {
     let path = dir.join(SUMMARY_FILE);
-    let tmp = dir.join(format!("{SUMMARY_FILE}.tmp"));
-    let text = serde_json::to_string_pretty(summary)
+    let mut text = serde_json::to_string_pretty(summary)
         .map_err(|e| crate::TrainError::Other(format!("summary: {e}")))?;
-    {
-        let mut f = File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
-        f.write_all(b"\n")?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, &path)?;
+    text.push('\n');
+    crate::store::atomic_write(&path, text.as_bytes())?;
     Ok(path)
 }
 
@@ -240,8 +253,9 @@ mod tests {
             lr: 0.1,
             loss: Some(2.3),
             accuracy: Some(0.1),
-            batch_size: 8,
-            clipped_fraction: 0.5,
+            batch_size: Some(8),
+            clipped_fraction: Some(0.5),
+            outside_dp: vec!["loss".into()],
             epsilon_spent: None,
             test_loss: None,
             test_accuracy: None,

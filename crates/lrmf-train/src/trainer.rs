@@ -14,7 +14,8 @@ use crate::checkpoint::{Checkpoint, CheckpointHeader, RunSeeds, to_hex};
 use crate::config::{PrivacyMode, TrainConfig};
 use crate::data::{Examples, TrainData};
 use crate::metrics::{
-    METRICS_FILE, MetricsWriter, Progress, RunInfo, StepMetrics, Summary, write_summary,
+    METRICS_FILE, MetricsWriter, Progress, RunInfo, STEP_DIAGNOSTICS, StepMetrics, Summary,
+    write_summary,
 };
 use crate::model::{DpModel, GradientStats};
 use crate::optimizer::{DpMfOptimizer, UpdateRule};
@@ -79,7 +80,7 @@ struct Start {
 /// checkpoint; a resume needs one, made with the same config hash.
 fn prepare(config: &TrainConfig, out_dir: &Path, resume: bool) -> Result<Start> {
     config.validate()?;
-    fs::create_dir_all(out_dir)?;
+    crate::store::create_private_dir(out_dir)?;
     let existing = Checkpoint::load(out_dir)?;
     match (resume, existing) {
         (false, Some(_)) => Err(TrainError::Config {
@@ -89,6 +90,16 @@ fn prepare(config: &TrainConfig, out_dir: &Path, resume: bool) -> Result<Start> 
                 out_dir.display()
             ),
         }),
+        (true, None) if out_dir.join(crate::release::RELEASE_FILE).exists() => {
+            Err(TrainError::Config {
+                key: "--resume".into(),
+                message: format!(
+                    "the run in {} is complete (release.json) and its checkpoint was deleted; \
+                     nothing to resume",
+                    out_dir.display()
+                ),
+            })
+        }
         (true, None) => Err(TrainError::Config {
             key: "--resume".into(),
             message: format!("{} holds no checkpoint to resume", out_dir.display()),
@@ -111,6 +122,15 @@ fn prepare(config: &TrainConfig, out_dir: &Path, resume: bool) -> Result<Start> 
                 checkpoint: Some(ck),
                 seeds,
                 noise_seed: NoiseSeed::FromCheckpoint,
+            })
+        }
+        (false, None) if out_dir.join(crate::release::RELEASE_FILE).exists() => {
+            Err(TrainError::Config {
+                key: "--out".into(),
+                message: format!(
+                    "{} already holds a completed run (release.json); choose another folder",
+                    out_dir.display()
+                ),
             })
         }
         (false, None) => {
@@ -376,7 +396,10 @@ fn run(
             )
         }
         None => {
-            fs::write(out_dir.join(CONFIG_FILE), config.to_toml_string()?)?;
+            crate::store::atomic_write(
+                &out_dir.join(CONFIG_FILE),
+                config.to_toml_string()?.as_bytes(),
+            )?;
             (0, 0, 0.0)
         }
     };
@@ -493,17 +516,25 @@ fn run(
         step += 1;
         let epoch = (step - 1) / b + 1;
         let epoch_end = step % b == 0;
+        let diag = config.output.diagnostics;
         let mut m = StepMetrics {
             step,
             epoch,
             lr,
-            loss,
-            accuracy: (bs > 0).then(|| stats.correct as f64 / bs as f64),
-            batch_size: bs,
-            clipped_fraction: if bs > 0 && private {
-                stats.clipped as f64 / bs as f64
+            loss: loss.filter(|_| diag),
+            accuracy: (bs > 0 && diag).then(|| stats.correct as f64 / bs as f64),
+            batch_size: diag.then_some(bs),
+            clipped_fraction: diag.then(|| {
+                if bs > 0 && private {
+                    stats.clipped as f64 / bs as f64
+                } else {
+                    0.0
+                }
+            }),
+            outside_dp: if diag {
+                STEP_DIAGNOSTICS.iter().map(|s| s.to_string()).collect()
             } else {
-                0.0
+                Vec::new()
             },
             epsilon_spent: epsilon,
             test_loss: None,
@@ -582,12 +613,54 @@ fn run(
         },
         test_loss,
         test_accuracy,
-        train_loss_last_epoch: last_epoch_loss(out_dir, (step.max(1) - 1) / b + 1),
+        train_loss_last_epoch: last_epoch_loss(out_dir, (step.max(1) - 1) / b + 1)
+            .filter(|_| config.output.diagnostics),
+        outside_dp: if config.output.diagnostics {
+            vec!["train_loss_last_epoch".into()]
+        } else {
+            Vec::new()
+        },
+        checkpoint: String::new(),
+        release_files: Vec::new(),
         wall_time_s: elapsed(&clock),
         config_hash,
         warnings,
     };
+    finish(config, out_dir, &*model, summary)
+}
+
+/// Writes the summary and, for a completed run, the release artifact; then deletes the secret
+/// checkpoint unless `[output] keep_checkpoint` (the order keeps a resumable state until the
+/// release is on disk).
+fn finish(
+    config: &TrainConfig,
+    out_dir: &Path,
+    model: &dyn DpModel,
+    mut summary: Summary,
+) -> Result<Summary> {
+    let ck = out_dir.join(crate::checkpoint::CHECKPOINT_FILE);
+    summary.checkpoint = if !summary.completed {
+        "kept: the run is incomplete (resume with --resume); it holds the noise key and the \
+         sampler seed — never share it"
+            .into()
+    } else if config.output.keep_checkpoint {
+        "kept ([output] keep_checkpoint = true): it holds the noise key and the sampler seed — \
+         never share it; delete it once the run is final"
+            .into()
+    } else {
+        "deleted after completion (it held the noise key and the sampler seed)".into()
+    };
+    if summary.completed {
+        summary.release_files = vec![
+            crate::release::MODEL_FILE.into(),
+            crate::release::RELEASE_FILE.into(),
+        ];
+        crate::release::write_release(out_dir, model, &summary)?;
+    }
     write_summary(out_dir, &summary)?;
+    if summary.completed && !config.output.keep_checkpoint {
+        crate::store::remove(&ck)?;
+    }
     Ok(summary)
 }
 
@@ -995,8 +1068,10 @@ delta = 1e-5
         );
         assert_eq!(done.test_accuracy, full.test_accuracy);
         assert_eq!(done.epsilon, full.epsilon);
+        // The completed run deleted its secret checkpoint; the release holds θ_n.
+        assert!(Checkpoint::load(dir.path()).unwrap().is_none());
         assert_eq!(
-            Checkpoint::load(dir.path()).unwrap().unwrap().params,
+            crate::release::load_params(dir.path(), &model).unwrap(),
             full_params
         );
 
@@ -1050,7 +1125,7 @@ delta = 1e-5
             "identical metrics after a crash"
         );
 
-        // Resuming a finished run re-evaluates and changes nothing.
+        // A finished run deleted its checkpoint: resuming it is refused, naming --resume.
         let again = train_model(
             &cfg,
             &mut fresh(),
@@ -1059,21 +1134,27 @@ delta = 1e-5
             true,
             Arc::new(AtomicBool::new(false)),
             &mut crate::NoProgress,
-        )
-        .unwrap();
-        assert_eq!(again.test_accuracy, full.test_accuracy);
+        );
+        assert!(
+            matches!(&again, Err(TrainError::Config { key, message }) if key == "--resume" && message.contains("complete")),
+            "{again:?}"
+        );
     }
 
     #[test]
     fn folder_and_config_mismatches_are_errors() {
         let n = 24;
-        let cfg = config(n, "", PRIVATE);
+        let mut cfg = config(n, "", PRIVATE);
+        // Kept on request, so that resuming with another config can be tried.
+        cfg.output.keep_checkpoint = true;
         let data = data(n, 10);
         let mut model = LeastSquares {
             theta: vec![0.0; 3],
             zero_grad: false,
         };
-        let (_, _, dir) = check(&cfg, &mut model, &data);
+        let (s, _, dir) = check(&cfg, &mut model, &data);
+        assert!(s.checkpoint.starts_with("kept"), "{}", s.checkpoint);
+        assert!(dir.path().join("checkpoint.bin").is_file());
         let go = |c: &TrainConfig, resume: bool, dir: &Path| {
             let mut m = LeastSquares {
                 theta: vec![0.0; 3],
@@ -1187,9 +1268,45 @@ delta = 1e-5
         assert_eq!(s.accountant.as_deref(), Some("gaussian"));
         assert!(s.epsilon.unwrap() <= 8.0 && s.epsilon.unwrap() > 7.9);
         assert!(s.warnings.iter().any(|w| w.contains("NOT for a real")));
-        for f in [METRICS_FILE, "summary.json", CONFIG_FILE, "checkpoint.bin"] {
+        for f in [
+            METRICS_FILE,
+            "summary.json",
+            CONFIG_FILE,
+            "model.safetensors",
+            "release.json",
+        ] {
             assert!(dir.path().join(f).is_file(), "{f}");
         }
+        // No secret is left behind, and nothing in the folder is readable by others.
+        assert!(!dir.path().join("checkpoint.bin").exists());
+        assert!(s.checkpoint.starts_with("deleted"), "{}", s.checkpoint);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(dir.path()), 0o700);
+            for e in fs::read_dir(dir.path()).unwrap() {
+                let p = e.unwrap().path();
+                assert_eq!(mode(&p), 0o600, "{}", p.display());
+            }
+        }
+        // Every diagnostic computed from private data without noise is labelled.
+        let first = fs::read_to_string(dir.path().join(METRICS_FILE)).unwrap();
+        let m: StepMetrics = serde_json::from_str(first.lines().next().unwrap()).unwrap();
+        assert_eq!(m.outside_dp, STEP_DIAGNOSTICS);
+        assert_eq!(s.outside_dp, ["train_loss_last_epoch"]);
+        // The release scores the same test accuracy without the checkpoint.
+        let e = crate::release::evaluate_release(dir.path()).unwrap();
+        assert_eq!(Some(e.test_accuracy), s.test_accuracy);
+        // A second fresh run into the completed folder is refused.
+        let again = train(
+            &cfg,
+            dir.path(),
+            false,
+            Arc::new(AtomicBool::new(false)),
+            &mut crate::NoProgress,
+        );
+        assert!(matches!(again, Err(TrainError::Config { .. })));
     }
 
     #[test]

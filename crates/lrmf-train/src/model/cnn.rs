@@ -253,6 +253,10 @@ impl DpModel for Cnn {
         self.net.set_params(params)
     }
 
+    fn param_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        self.net.param_shapes("net.")
+    }
+
     /// Σ_i min(1, C'/‖g_i‖)·g_i with C' = C·(1 − 1e-5): per-example norms come from one backward
     /// pass (per-example conv gradients by batched gemm, closed forms for linear and group norm),
     /// and the clipped sum from the same quantities — no second backward.

@@ -160,6 +160,10 @@ impl DpModel for Mlp {
         self.net.set_params(params)
     }
 
+    fn param_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        self.net.param_shapes("net.")
+    }
+
     /// Σ_i min(1, C'/‖g_i‖)·g_i with C' = C·(1 − 1e-5); linear layers use the closed form
     /// ‖g_i‖² = (‖x_i‖² + 1)·‖δ_i‖².
     ///

@@ -90,6 +90,12 @@ pub trait DpModel {
     fn params(&self) -> Vec<f32>;
     /// Replace the parameters (same order and length as [`DpModel::params`]).
     fn set_params(&mut self, params: &[f32]) -> crate::Result<()>;
+    /// Names and shapes of the parameter tensors, in the order of [`DpModel::params`] (their
+    /// sizes add up to [`DpModel::num_params`]); the release artifact is written from them.
+    /// Default: one flat tensor `params`.
+    fn param_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        vec![("params".into(), vec![self.num_params()])]
+    }
     /// Σ_i min(1, clip/‖g_i‖)·g_i for the per-example gradients g_i of the summed loss,
     /// or Σ_i g_i when `clip` is `None`.
     fn clipped_gradient_sum(

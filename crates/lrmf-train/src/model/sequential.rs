@@ -96,6 +96,25 @@ impl Sequential {
         out
     }
 
+    /// Names and shapes of the parameter blocks in the order of [`Self::blocks_mut`], named
+    /// `{prefix}{layer}.weight` / `.bias` as PyTorch names them (group norm: γ = weight,
+    /// β = bias). Conv weights are `[C_out, kH, kW, C_in]` (channels-last), linear weights
+    /// `[out, in]`.
+    pub fn param_shapes(&self, prefix: &str) -> Vec<(String, Vec<usize>)> {
+        let mut out = Vec::new();
+        for (i, s) in self.stages.iter().enumerate() {
+            let (w, b) = match s {
+                Stage::Conv(c) => (vec![c.cout, c.k, c.k, c.cin], vec![c.cout]),
+                Stage::GroupNorm(g) => (vec![g.gamma.len()], vec![g.beta.len()]),
+                Stage::Linear(l) => (vec![l.output, l.input], vec![l.output]),
+                _ => continue,
+            };
+            out.push((format!("{prefix}{i}.weight"), w));
+            out.push((format!("{prefix}{i}.bias"), b));
+        }
+        out
+    }
+
     /// The parameters, flattened in the order of [`Self::blocks_mut`].
     pub fn params(&self) -> Vec<f32> {
         let mut out = Vec::with_capacity(self.num_params());

@@ -154,6 +154,13 @@ impl DpModel for TextClassifier {
         self.head.set_params(&params[e..])
     }
 
+    fn param_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        let e = &self.embedding;
+        let mut out = vec![("embedding.weight".to_string(), vec![e.vocab, e.dim])];
+        out.extend(self.head.param_shapes("head."));
+        out
+    }
+
     /// Σ_i min(1, C'/‖g_i‖)·g_i with C' = C·(1 − 1e-5), from one backward pass.
     ///
     /// # Privacy contract
