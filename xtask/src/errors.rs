@@ -130,15 +130,13 @@ pub fn memory_jobs(s: Scale) -> Vec<StrategyArgs> {
     jobs
 }
 
-/// Rows of noise state a method keeps per model parameter (f32 each): identity 1 (the fresh
-/// draw), banded p (the last p outputs of the recursion), sqrt / lr-sqrt / dense-sqrt n (the
-/// whole history).
+/// Rows of noise state a method keeps per model parameter (f32 each), as the noise crate's
+/// streaming generator keeps them (`lrmf_noise::state_rows`): identity 0, bsr p − 1, bisr p,
+/// sqrt / lr-sqrt / dense-sqrt n. 0 when the configuration does not factorize.
 pub fn state_rows(a: &StrategyArgs) -> usize {
-    match a.method.as_str() {
-        "identity" => 1,
-        m if BANDED.contains(&m) => a.band.unwrap_or(0),
-        _ => a.n.unwrap_or(0),
-    }
+    a.factorize()
+        .map(|(_, f)| lrmf_noise::state_rows(&f.c))
+        .unwrap_or(0)
 }
 
 /// The extra columns of experiment 3.
@@ -641,7 +639,7 @@ pub fn report_memory(t: &Table, img: &dyn Fn(&str) -> String) -> Result<String> 
     let mut s = String::new();
     writeln!(
         s,
-        "Noise state kept per model parameter (f32): DP-SGD 1 row (4 bytes, the fresh draw); bsr/bisr and their lr- versions p rows (4p bytes); sqrt/lr-sqrt n rows (4n bytes). With regenerated noise (seekable ChaCha stream, `lrmf-noise`) the banded methods keep no history at O(p) compute per step instead. Same settings as experiment 2 at β = 0.1.\n"
+        "Noise state kept per model parameter (f32): DP-SGD none (each step's draw is fresh); bsr/lr-bsr p − 1 rows (4(p − 1) bytes); bisr/lr-bisr p rows (4p bytes); sqrt/lr-sqrt n rows (4n bytes). With regenerated noise (seekable ChaCha stream, `lrmf-noise`) the banded methods keep no history at O(p) compute per step instead. Same settings as experiment 2 at β = 0.1.\n"
     )?;
     writeln!(s, "![memory]({})\n", img("memory.png"))?;
     writeln!(
@@ -739,7 +737,11 @@ mod tests {
         );
         assert_eq!(
             state_rows(&args("exponential", 0.1, 64, "identity", None, None, 1)),
-            1
+            0
+        );
+        assert_eq!(
+            state_rows(&args("exponential", 0.1, 64, "bsr", Some(8), None, 1)),
+            7
         );
     }
 

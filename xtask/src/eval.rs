@@ -47,9 +47,10 @@ pub fn args(
         momentum: 0.0,
         weight_decay: 1.0,
         method: method.to_string(),
-        band,
+        band: band.map(Into::into),
         min_sep,
         participations,
+        terms: Default::default(),
     }
 }
 
@@ -212,7 +213,7 @@ mod tests {
                 "--lr-decay",
                 &f(a.lr_decay),
             ]);
-            if let Some(p) = a.band {
+            if let Some(p) = a.band().unwrap() {
                 cmd.args(["--band", &p.to_string()]);
             }
             if let Some(b) = a.min_sep {

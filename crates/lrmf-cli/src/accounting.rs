@@ -4,14 +4,11 @@
 //! [`AccountingPlan`], built here from the flags, so Poisson accounting cannot be paired with a
 //! matrix-factorization strategy or balls-in-bins with DP-SGD's Poisson sampler by mistake.
 
-use crate::strategy::StrategyArgs;
+use crate::strategy::{ErrorsReport, StrategyArgs};
 use crate::usage;
 use anyhow::Result;
 use clap::{Args, ValueEnum};
-use lrmf_factor::{Factorization, errors};
-use lrmf_privacy::Participation;
 use lrmf_privacy::accounting::{AccountingPlan, McOptions, PrivacyReport};
-use lrmf_privacy::sensitivity::sensitivity;
 use serde::Serialize;
 use std::time::Instant;
 
@@ -28,6 +25,15 @@ pub enum AccountantName {
     McBnb,
 }
 
+impl AccountantName {
+    /// The flag value (`gaussian`, `rdp-poisson`, `pld-poisson`, `mc-bnb`).
+    pub fn name(self) -> String {
+        self.to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default()
+    }
+}
+
 /// Flags shared by `calibrate` and `epsilon`.
 #[derive(Debug, Clone, Args)]
 pub struct AccountingArgs {
@@ -37,19 +43,19 @@ pub struct AccountingArgs {
     /// The accountant.
     #[arg(long, value_enum, default_value = "gaussian")]
     pub accountant: AccountantName,
-    /// Poisson sampling rate q ∈ (0, 1] (rdp-poisson, pld-poisson).
+    /// Poisson sampling rate q ∈ (0, 1] = expected batch size / data-set size (rdp-poisson, pld-poisson; Opacus' sample_rate).
     #[arg(long = "sampling-rate", allow_negative_numbers = true)]
     pub sampling_rate: Option<f64>,
-    /// Number of DP-SGD steps (rdp-poisson, pld-poisson).
+    /// Number of steps; the same value as --n (give either).
     #[arg(long, allow_negative_numbers = true)]
     pub steps: Option<usize>,
-    /// Monte Carlo samples per direction (mc-bnb).
+    /// Monte Carlo samples per direction (mc-bnb) [default: 1000000]. More samples tighten the upper bound; time grows linearly.
     #[arg(long)]
     pub samples: Option<usize>,
-    /// Confidence level of the Monte Carlo upper bound (mc-bnb), in (0, 1).
+    /// Confidence level of the Monte Carlo upper bound on ε (mc-bnb), in (0, 1) [default: 0.95].
     #[arg(long, allow_negative_numbers = true)]
     pub confidence: Option<f64>,
-    /// Seed of the Monte Carlo sampler (mc-bnb; default: from the OS).
+    /// Seed of the Monte Carlo sampler (mc-bnb; default: from the OS). Re-running with other seeds to pick the smallest ε voids the stated confidence.
     #[arg(long = "mc-seed")]
     pub mc_seed: Option<u64>,
     /// The strategy (for gaussian and mc-bnb; without --n the sensitivity is 1).
@@ -88,6 +94,10 @@ pub struct AccountingReport {
     /// MaxSE of the strategy (per unit noise multiplier and clip norm), when given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_se: Option<f64>,
+    /// Every parameter and error of the strategy (the object `lrmf errors --json` prints), when
+    /// strategy flags are given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<ErrorsReport>,
     /// How the numbers were rounded.
     pub rounding: String,
     /// Monte Carlo confidence level.
@@ -109,21 +119,59 @@ struct Plan {
     method: Option<String>,
     n: Option<usize>,
     max_se: Option<f64>,
+    strategy: Option<ErrorsReport>,
 }
 
+impl Plan {
+    fn unit(plan: AccountingPlan, method: Option<String>, n: Option<usize>) -> Self {
+        Self {
+            plan,
+            sensitivity_kind: "unit".into(),
+            method,
+            n,
+            max_se: None,
+            strategy: None,
+        }
+    }
+
+    fn of(plan: AccountingPlan, r: ErrorsReport) -> Self {
+        Self {
+            plan,
+            sensitivity_kind: r.sensitivity_kind.clone(),
+            method: Some(r.method.clone()),
+            n: Some(r.n),
+            max_se: Some(r.max_se),
+            strategy: Some(r),
+        }
+    }
+}
+
+/// Whether strategy flags describe a factorization: `--n` (or `--steps`, the same value) given.
 fn strategy_given(a: &AccountingArgs) -> bool {
     a.strategy.n.is_some()
 }
 
-fn factorized(a: &AccountingArgs) -> Result<(crate::strategy::Problem, Factorization)> {
-    a.strategy.factorize()
+/// The strategy flags with `--steps` as the number of steps when `--n` is absent: `--n` and
+/// `--steps` are one value (refused when both are given and differ).
+fn strategy_args(a: &AccountingArgs) -> Result<StrategyArgs> {
+    let mut s = a.strategy.clone();
+    match (s.n, a.steps) {
+        (Some(n), Some(steps)) if n != steps => {
+            return Err(usage(format!(
+                "invalid --steps: --n {n} and --steps {steps} are the same value (the number of steps); give one"
+            )));
+        }
+        (None, Some(steps)) => s.n = Some(steps),
+        _ => {}
+    }
+    Ok(s)
 }
 
 fn build_plan(a: &AccountingArgs) -> Result<Plan> {
     let reject_poisson_flags = |name: &str| -> Result<()> {
-        if a.sampling_rate.is_some() || a.steps.is_some() {
+        if a.sampling_rate.is_some() {
             return Err(usage(format!(
-                "invalid --sampling-rate/--steps: they describe Poisson-sampled DP-SGD; use --accountant rdp-poisson or pld-poisson, not {name}"
+                "invalid --sampling-rate: it describes Poisson-sampled DP-SGD; use --accountant rdp-poisson or pld-poisson, not {name}"
             )));
         }
         Ok(())
@@ -131,88 +179,75 @@ fn build_plan(a: &AccountingArgs) -> Result<Plan> {
     match a.accountant {
         AccountantName::Gaussian => {
             reject_poisson_flags("gaussian")?;
-            if !strategy_given(a) {
-                return Ok(Plan {
-                    plan: AccountingPlan::gaussian(1.0).map_err(usage)?,
-                    sensitivity_kind: "unit".into(),
-                    method: None,
-                    n: None,
-                    max_se: None,
-                });
-            }
-            let (problem, f) = factorized(a)?;
-            let e = errors(&problem.workload, &f, problem.participation).map_err(usage)?;
-            Ok(Plan {
-                plan: AccountingPlan::gaussian(e.sensitivity.value).map_err(usage)?,
-                sensitivity_kind: e.sensitivity.kind.as_str().into(),
-                method: Some(f.name.clone()),
-                n: Some(problem.workload.n()),
-                max_se: Some(e.max_se),
-            })
-        }
-        AccountantName::RdpPoisson | AccountantName::PldPoisson => {
-            if strategy_given(a) && a.strategy.method != "identity" {
-                return Err(usage(
-                    "invalid --method: Poisson accountants hold for DP-SGD (identity) only; use --accountant gaussian or mc-bnb for a factorization",
+            let s = strategy_args(a)?;
+            if s.n.is_none() {
+                return Ok(Plan::unit(
+                    AccountingPlan::gaussian(1.0).map_err(usage)?,
+                    None,
+                    None,
                 ));
             }
+            let r = crate::strategy::evaluate(&s)?;
+            Ok(Plan::of(
+                AccountingPlan::gaussian(r.sensitivity).map_err(usage)?,
+                r,
+            ))
+        }
+        AccountantName::RdpPoisson | AccountantName::PldPoisson => {
+            if a.strategy.method != "identity" {
+                return Err(usage(format!(
+                    "invalid --method: Poisson accountants hold for DP-SGD (identity) only, not {}; use --accountant gaussian or mc-bnb for a factorization",
+                    a.strategy.method
+                )));
+            }
             let q = a.sampling_rate.ok_or_else(|| {
-                usage("missing --sampling-rate: the Poisson rate q ∈ (0, 1] is required")
+                usage("missing --sampling-rate: the Poisson rate q ∈ (0, 1] is required (batch size / data-set size)")
             })?;
-            let steps = a
-                .steps
-                .ok_or_else(|| usage("missing --steps: the number of steps (≥ 1) is required"))?;
+            let steps = strategy_args(a)?.n.ok_or_else(|| {
+                usage("missing --steps: the number of steps (≥ 1) is required (--n is the same value)")
+            })?;
             let plan = if a.accountant == AccountantName::RdpPoisson {
                 AccountingPlan::rdp_poisson(q, steps)
             } else {
                 AccountingPlan::pld_poisson(q, steps)
             }
             .map_err(usage)?;
-            Ok(Plan {
-                plan,
-                sensitivity_kind: "unit".into(),
-                method: Some("identity".into()),
-                n: Some(steps),
-                max_se: None,
-            })
+            Ok(Plan::unit(plan, Some("identity".into()), Some(steps)))
         }
         AccountantName::McBnb => {
             reject_poisson_flags("mc-bnb")?;
-            if !strategy_given(a) {
+            let s = strategy_args(a)?;
+            if !strategy_given(a) && s.n.is_none() {
                 return Err(usage(
                     "missing --n: mc-bnb needs the strategy flags (--n, --method, --min-sep, --participations …)",
                 ));
             }
-            let (problem, f) = factorized(a)?;
-            let n = problem.workload.n();
-            let b = a.strategy.min_sep.ok_or_else(|| {
+            let n = s.n()?;
+            let b = s.min_sep.ok_or_else(|| {
                 usage("missing --min-sep: mc-bnb needs the number of bins b (= steps per epoch)")
             })?;
             let k = n.div_ceil(b);
-            if a.strategy.participations != k {
+            if s.participations != k {
                 return Err(usage(format!(
                     "invalid --participations: under balls-in-bins every example participates ⌈n/min-sep⌉ = {k} times; got {}",
-                    a.strategy.participations
+                    s.participations
                 )));
             }
-            let sens = sensitivity(&f.c, Participation::new(n, Some(b), k).map_err(usage)?)
-                .map_err(usage)?;
             let mut options = McOptions::default();
-            if let Some(s) = a.samples {
-                options.samples = s;
+            if let Some(samples) = a.samples {
+                options.samples = samples;
             }
             if let Some(c) = a.confidence {
                 options.confidence = c;
             }
             options.seed = a.mc_seed;
-            let e = errors(&problem.workload, &f, problem.participation).map_err(usage)?;
-            Ok(Plan {
-                plan: AccountingPlan::mc_bnb(&f.c, b, sens.value, options).map_err(usage)?,
-                sensitivity_kind: sens.kind.as_str().into(),
-                method: Some(f.name.clone()),
-                n: Some(n),
-                max_se: Some(e.max_se),
-            })
+            // One factorization and one sensitivity: the participation of the errors report is
+            // b-min-separation with k = ⌈n/b⌉, exactly what balls-in-bins guarantees.
+            let (_, f, r) = crate::strategy::evaluate_full(&s)?;
+            Ok(Plan::of(
+                AccountingPlan::mc_bnb(&f.c, b, r.sensitivity, options).map_err(usage)?,
+                r,
+            ))
         }
     }
 }
@@ -237,6 +272,7 @@ fn report(
         method: p.method,
         n: p.n,
         max_se: p.max_se,
+        strategy: p.strategy,
         rounding: r.rounding,
         confidence: r.confidence,
         samples: r.samples,

@@ -4,6 +4,9 @@
 //! configuration (one code path).
 
 pub mod accounting;
+pub mod budget;
+pub mod flags;
+pub mod fmt;
 pub mod noise;
 pub mod strategy;
 pub mod train;

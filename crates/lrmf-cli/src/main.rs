@@ -4,11 +4,14 @@
 //! own parse errors also use 2), 1 any other failure.
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use lrmf_cli::accounting::{AccountingArgs, AccountingReport};
+use lrmf_cli::flags::{self, Given};
+use lrmf_cli::fmt::sig;
 use lrmf_cli::noise::NoiseArgs;
-use lrmf_cli::train::TrainArgs;
-use lrmf_cli::{ErrorsReport, StrategyArgs, UsageError};
+use lrmf_cli::strategy::StrategyArgs;
+use lrmf_cli::train::{EvalArgs, TrainArgs};
+use lrmf_cli::{ErrorsReport, UsageError};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -67,6 +70,11 @@ enum Command {
         #[command(flatten)]
         train: TrainArgs,
     },
+    /// Test accuracy of a trained model's release (model.safetensors + release.json), without its checkpoint.
+    Eval {
+        #[command(flatten)]
+        eval: EvalArgs,
+    },
     /// Write a strategy's correlated noise σ·C⁻¹Z (n × d, f32) to a .npy file.
     Noise {
         #[command(flatten)]
@@ -78,8 +86,16 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli) {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    let given = matches
+        .subcommand()
+        .map(|(_, m)| Given::from_matches(m))
+        .unwrap_or_default();
+    match run(cli, &given) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if let Some(u) = e.downcast_ref::<UsageError>() {
@@ -93,9 +109,36 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
+/// The user's terms turned into low-level flags, contradictions refused, unused flags warned
+/// about, and the memory the strategy needs checked: before any work.
+fn prepare_strategy(s: &mut StrategyArgs, given: &Given, compare: bool) -> Result<()> {
+    if let Some(line) = flags::apply_user_terms(s, given)? {
+        eprintln!("note: {line}");
+    }
+    if !compare {
+        flags::check_single_band(s)?;
+    }
+    for w in flags::check_strategy(s, given, compare) {
+        flags::warn(&w);
+    }
+    lrmf_cli::budget::check_strategy(s)
+}
+
+fn prepare_accounting(a: &mut AccountingArgs, given: &Given) -> Result<()> {
+    if let Some(line) = flags::apply_user_terms(&mut a.strategy, given)? {
+        eprintln!("note: {line}");
+    }
+    for w in flags::check_accounting(a, given)? {
+        flags::warn(&w);
+    }
+    flags::check_single_band(&a.strategy)?;
+    lrmf_cli::budget::check_strategy(&a.strategy)
+}
+
+fn run(cli: Cli, given: &Given) -> Result<()> {
     match cli.command {
-        Command::Errors { strategy, json } => {
+        Command::Errors { mut strategy, json } => {
+            prepare_strategy(&mut strategy, given, false)?;
             let r = lrmf_cli::evaluate(&strategy)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
@@ -103,7 +146,8 @@ fn run(cli: Cli) -> Result<()> {
                 print_errors(&r);
             }
         }
-        Command::Compare { strategy, json } => {
+        Command::Compare { mut strategy, json } => {
+            prepare_strategy(&mut strategy, given, true)?;
             let (rows, skipped) = lrmf_cli::compare(&strategy)?;
             for s in &skipped {
                 eprintln!("note: skipped {s}");
@@ -116,17 +160,19 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Calibrate {
             epsilon,
-            accounting,
+            mut accounting,
             json,
         } => {
+            prepare_accounting(&mut accounting, given)?;
             let r = lrmf_cli::accounting::calibrate(epsilon, &accounting)?;
             print_accounting(&r, json, true)?;
         }
         Command::Epsilon {
             noise_multiplier,
-            accounting,
+            mut accounting,
             json,
         } => {
+            prepare_accounting(&mut accounting, given)?;
             let r = lrmf_cli::accounting::epsilon(noise_multiplier, &accounting)?;
             print_accounting(&r, json, false)?;
         }
@@ -142,7 +188,27 @@ fn run(cli: Cli) -> Result<()> {
             }
             println!("{}", serde_json::to_string_pretty(&s)?);
         }
-        Command::Noise { noise, json } => {
+        Command::Eval { eval } => {
+            let r = lrmf_cli::train::eval(&eval)?;
+            if eval.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                println!(
+                    "{} ({} on {}): test accuracy {:.2} % on {} examples, test loss {}{}",
+                    r.model_dir,
+                    r.model,
+                    r.dataset,
+                    100.0 * r.test_accuracy,
+                    r.num_test,
+                    lrmf_cli::fmt::sig(r.test_loss),
+                    r.epsilon
+                        .map(|e| format!(", ε = {}", lrmf_cli::fmt::sig(e)))
+                        .unwrap_or_else(|| ", non-private".into())
+                );
+            }
+        }
+        Command::Noise { mut noise, json } => {
+            prepare_strategy(&mut noise.strategy, given, false)?;
             let r = lrmf_cli::noise::run(&noise)?;
             if let Some(w) = &r.warning {
                 eprintln!("warning: {w}");
@@ -166,30 +232,51 @@ fn print_accounting(r: &AccountingReport, json: bool, calibrate: bool) -> Result
         return Ok(());
     }
     println!("accountant        {} ({})", r.accountant, r.sampling);
-    if let (Some(m), Some(n)) = (&r.method, r.n) {
-        println!("strategy          {m}, n = {n}");
+    match &r.strategy {
+        Some(s) => {
+            let band = s.band.map(|p| format!(", band {p}")).unwrap_or_default();
+            println!("strategy          {}{band}", s.method);
+            println!("workload          {}", describe(s));
+            println!("participation     {}", participation(s));
+            println!(
+                "MaxSE / MeanSE    {} / {} (per unit noise multiplier and clip norm)",
+                sig(s.max_se),
+                sig(s.mean_se)
+            );
+        }
+        None => {
+            if let (Some(m), Some(n)) = (&r.method, r.n) {
+                println!("strategy          {m}, {n} steps");
+            }
+        }
     }
     if calibrate {
-        println!("target            ε = {}, δ = {}", r.epsilon, r.delta);
+        println!(
+            "target            ε = {}, δ = {}",
+            sig(r.epsilon),
+            sig(r.delta)
+        );
         if let Some(a) = r.epsilon_achieved {
-            println!("achieved ε        {a}");
+            println!("achieved ε        {} (verified for the returned z)", sig(a));
         }
     } else {
-        println!("ε                 {}", r.epsilon);
-        println!("δ                 {}", r.delta);
+        println!("ε                 {}", sig(r.epsilon));
+        println!("δ                 {}", sig(r.delta));
     }
-    println!("noise multiplier  {}", r.noise_multiplier);
+    println!("noise multiplier  {}", sig(r.noise_multiplier));
     println!(
         "sensitivity       {} ({})",
-        r.sensitivity, r.sensitivity_kind
+        sig(r.sensitivity),
+        r.sensitivity_kind
     );
     println!(
-        "noise std         {} per unit clip norm (z · sens)",
-        r.noise_std
+        "noise std         {} per unit clip norm (z · sens): add N(0, (std · clip)²) to the clipped gradient SUM, then divide by the batch size",
+        sig(r.noise_std)
     );
     if let Some(c) = r.confidence {
         println!(
-            "confidence        {c} ({} samples per direction)",
+            "confidence        {} ({} samples per direction)",
+            sig(c),
             r.samples.unwrap_or(0)
         );
     }
@@ -200,12 +287,16 @@ fn print_accounting(r: &AccountingReport, json: bool, calibrate: bool) -> Result
 fn describe(r: &ErrorsReport) -> String {
     let mut s = format!("n = {}, {} schedule", r.n, r.schedule);
     if r.schedule != "constant" {
-        s += &format!(", lr-decay {}", r.lr_decay);
+        s += &format!(", lr-decay {}", sig(r.lr_decay));
     }
     if r.warmup > 0 {
         s += &format!(", {} warm-up steps", r.warmup);
     }
-    s += &format!(", momentum {}, weight decay {}", r.momentum, r.weight_decay);
+    s += &format!(
+        ", momentum {}, weight decay {}",
+        sig(r.momentum),
+        sig(r.weight_decay)
+    );
     s
 }
 
@@ -223,12 +314,18 @@ fn print_errors(r: &ErrorsReport) {
     println!("workload       {}", describe(r));
     println!("participation  {}", participation(r));
     println!(
-        "sensitivity    {:.9} ({}: {})",
-        r.sensitivity, r.sensitivity_kind, r.sensitivity_method
+        "sensitivity    {} ({}: {})",
+        sig(r.sensitivity),
+        r.sensitivity_kind,
+        r.sensitivity_method
     );
-    println!("MaxSE          {:.9}", r.max_se);
-    println!("MeanSE         {:.9}", r.mean_se);
-    println!("time           {:.2} ms", r.millis);
+    println!("MaxSE          {}", sig(r.max_se));
+    println!("MeanSE         {}", sig(r.mean_se));
+    println!(
+        "noise state    {} bytes per model parameter",
+        r.noise_state_bytes_per_param
+    );
+    println!("time           {} ms", sig(r.millis));
     for note in &r.notes {
         println!("note           {note}");
     }
@@ -241,20 +338,27 @@ fn print_compare(rows: &[ErrorsReport]) {
     };
     println!("{}; {}", describe(first), participation(first));
     println!(
-        "{:<12} {:>6} {:>14} {:<12} {:>14} {:>14} {:>10}",
-        "method", "band", "sensitivity", "kind", "MaxSE", "MeanSE", "ms"
+        "{:<12} {:>6} {:>12} {:<12} {:>12} {:>12} {:>10} {:>10}",
+        "method", "band", "sensitivity", "kind", "MaxSE", "MeanSE", "B/param", "ms"
     );
     for r in rows {
         let band = r.band.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
         println!(
-            "{:<12} {:>6} {:>14.6} {:<12} {:>14.6} {:>14.6} {:>10.2}",
-            r.method, band, r.sensitivity, r.sensitivity_kind, r.max_se, r.mean_se, r.millis
+            "{:<12} {:>6} {:>12} {:<12} {:>12} {:>12} {:>10} {:>10}",
+            r.method,
+            band,
+            sig(r.sensitivity),
+            r.sensitivity_kind,
+            sig(r.max_se),
+            sig(r.mean_se),
+            r.noise_state_bytes_per_param,
+            sig(r.millis)
         );
     }
     if let Some(lb) = first.lower_bound {
         println!(
-            "{:<12} {:>6} {:>14} {:<12} {:>14} {:>14.6}",
-            "lower bound", "", "", "‖W‖_*/n", "≥ MeanSE", lb
+            "lower bound  ‖W‖_*/n = {}: no factorization has a MeanSE (or MaxSE) below it",
+            sig(lb)
         );
     }
     let mut notes: Vec<&String> = rows.iter().flat_map(|r| &r.notes).collect();

@@ -5,7 +5,7 @@ use crate::strategy::StrategyArgs;
 use crate::usage;
 use anyhow::{Context, Result};
 use clap::Args;
-use lrmf_noise::{CorrelatedNoise, Mode, NoiseGenerator, Seed, write_npy};
+use lrmf_noise::{CorrelatedNoise, Mode, NoiseGenerator, Seed, write_npy_header, write_npy_rows};
 use serde::Serialize;
 use std::io::BufWriter;
 use std::path::PathBuf;
@@ -19,7 +19,7 @@ pub struct NoiseArgs {
     /// Number of coordinates d per step (≥ 1).
     #[arg(long, allow_negative_numbers = true)]
     pub dim: usize,
-    /// Standard deviation σ of the base Gaussian Z (finite, ≥ 0).
+    /// Standard deviation σ of the base Gaussian Z (finite, ≥ 0). For training noise pass z · sens(C) · clip norm (the `noise_std` of `lrmf calibrate` times the clip norm): the rows are then added to the clipped gradient sums.
     #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub std: f64,
     /// Fixed seed: reproducible but NOT private. Default: a fresh key from the operating system.
@@ -68,6 +68,7 @@ pub fn run(a: &NoiseArgs) -> Result<NoiseReport> {
     }
     let (problem, f) = a.strategy.factorize()?;
     let n = problem.workload.n();
+    crate::budget::check_noise(&a.strategy, a.dim, lrmf_noise::state_rows(&f.c))?;
     let seed = a.seed.map(Seed::Fixed).unwrap_or(Seed::FromOs);
     let mut g = CorrelatedNoise::new(&f.c, a.dim, a.std, seed, Mode::Auto).map_err(usage)?;
     // Write the .npy header and rows incrementally through a buffered file.
@@ -75,17 +76,20 @@ pub fn run(a: &NoiseArgs) -> Result<NoiseReport> {
     let file =
         std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let mut w = BufWriter::new(file);
-    let mut all = Vec::with_capacity(
-        n.checked_mul(a.dim)
-            .ok_or_else(|| usage("invalid --dim: n·d overflows"))?,
-    );
+    n.checked_mul(a.dim)
+        .and_then(|nd| nd.checked_mul(4))
+        .ok_or_else(|| usage("invalid --dim: the file's n·d·4 bytes overflow"))?;
+    write_npy_header(&mut w, n, a.dim)?;
     let mut row = vec![0f32; a.dim];
     for _ in 0..n {
         g.fill_next(&mut row).map_err(usage)?;
-        all.extend_from_slice(&row);
+        write_npy_rows(&mut w, &row)?;
     }
-    write_npy(&mut w, n, a.dim, &all)?;
-    drop(w);
+    let file = w
+        .into_inner()
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tmp.display()))?;
+    file.sync_all()?;
+    drop(file);
     std::fs::rename(&tmp, &a.out).with_context(|| format!("cannot write {}", a.out.display()))?;
     Ok(NoiseReport {
         out: a.out.display().to_string(),

@@ -14,11 +14,11 @@ use std::time::Instant;
 /// The flags that describe a training workload, a factorization method and a participation schema.
 #[derive(Debug, Clone, Args)]
 pub struct StrategyArgs {
-    /// Number of training steps n (≥ 1).
-    #[arg(long, allow_negative_numbers = true)]
+    /// Number of training steps n (≥ 1; required, or derived from --dataset-size/--batch-size/--epochs).
+    #[arg(long, allow_negative_numbers = true, value_name = "STEPS")]
     pub n: Option<usize>,
-    /// Learning-rate schedule: constant, exponential, polynomial, linear, cosine, step, step:K or file:PATH (one rate per line).
-    #[arg(long, default_value = "constant")]
+    /// Learning-rate schedule χ_t, from 1 down to --lr-decay β: constant; exponential (β^((t−1)/(n−1))); polynomial (β + (1−β)((n/t)² − 1)/(n² − 1), power 2 as in the paper); linear; cosine; step (4 equal stages from 1 to β, geometric) or step:K (K ≥ 2 stages); file:PATH (one rate per line, `#` comments, normalised by the first).
+    #[arg(long, default_value = "constant", value_name = "KIND")]
     pub schedule: String,
     /// Final over initial learning rate β ∈ (0, 1].
     #[arg(
@@ -43,15 +43,72 @@ pub struct StrategyArgs {
     /// Factorization method: identity, sqrt, lr-sqrt, bsr, lr-bsr, bisr, lr-bisr, dense-sqrt.
     #[arg(long, default_value = "identity")]
     pub method: String,
-    /// Band p of the banded methods (1 ≤ p ≤ n).
-    #[arg(long, allow_negative_numbers = true)]
-    pub band: Option<usize>,
-    /// Minimum separation b between two participations of an example (≥ 1).
-    #[arg(long = "min-sep", allow_negative_numbers = true)]
+    /// Band p of the banded methods (1 ≤ p ≤ n; with b-min-separation p ≤ min-sep keeps the cheap sensitivity). `compare` also takes `auto` (every power of two up to min-sep, or n) or a list such as 8,16,32, and reports each banded method at its best band.
+    #[arg(long, allow_negative_numbers = true, value_name = "P")]
+    pub band: Option<BandArg>,
+    /// Minimum separation b between two participations of an example, in steps (≥ 1): the steps per epoch when every example is used once per epoch.
+    #[arg(long = "min-sep", allow_negative_numbers = true, value_name = "STEPS")]
     pub min_sep: Option<usize>,
     /// Maximum participations k of an example (≥ 1, ≤ ⌈n/min-sep⌉; > 1 needs --min-sep).
     #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
     pub participations: usize,
+    /// The same in the user's own terms (data-set size, batch size, epochs).
+    #[command(flatten)]
+    pub terms: UserTerms,
+}
+
+/// A training run in the user's terms; `flags::apply_user_terms` turns them into `--n`,
+/// `--min-sep` and `--participations` (or, for the Poisson accountants, the rate and steps).
+#[derive(Debug, Clone, Default, Args)]
+pub struct UserTerms {
+    /// Training examples N. With --batch-size B and --epochs E: n = E·⌊N/B⌋ steps, min-sep ⌊N/B⌋ (= steps per epoch), E participations; for Poisson accountants q = B/N.
+    #[arg(long = "dataset-size", allow_negative_numbers = true, value_name = "N")]
+    pub dataset_size: Option<usize>,
+    /// (Expected) batch size B (1 ≤ B ≤ N); see --dataset-size.
+    #[arg(long = "batch-size", allow_negative_numbers = true, value_name = "B")]
+    pub batch_size: Option<usize>,
+    /// Epochs E (≥ 1) [default: 1]; see --dataset-size.
+    #[arg(long, allow_negative_numbers = true, value_name = "E")]
+    pub epochs: Option<usize>,
+}
+
+/// The value of `--band`: one band, or (for `compare`) `auto` or a comma-separated list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BandArg {
+    /// One band p.
+    One(usize),
+    /// Every power of two from 1 to min-sep (n under single participation).
+    Auto,
+    /// These bands.
+    List(Vec<usize>),
+}
+
+impl std::str::FromStr for BandArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let one = |t: &str| {
+            t.trim().parse::<usize>().map_err(|_| {
+                format!(
+                    "'{t}' is not a band: give an integer p ≥ 1, a list such as 8,16,32, or auto"
+                )
+            })
+        };
+        match s {
+            "auto" => Ok(Self::Auto),
+            s if s.contains(',') => s
+                .split(',')
+                .map(one)
+                .collect::<Result<_, _>>()
+                .map(Self::List),
+            s => one(s).map(Self::One),
+        }
+    }
+}
+
+impl From<usize> for BandArg {
+    fn from(p: usize) -> Self {
+        Self::One(p)
+    }
 }
 
 /// The validated problem behind [`StrategyArgs`].
@@ -104,11 +161,42 @@ impl StrategyArgs {
         self.method.parse().map_err(usage)
     }
 
+    /// The single band of `--band` (`auto` and lists are for `compare` only).
+    pub fn band(&self) -> Result<Option<usize>> {
+        match &self.band {
+            None => Ok(None),
+            Some(BandArg::One(p)) => Ok(Some(*p)),
+            Some(_) => Err(usage(
+                "invalid --band: `auto` and lists (8,16,32) are for `lrmf compare`; give one band p here",
+            )),
+        }
+    }
+
+    /// The bands `compare` tries for banded methods: `auto` → powers of two from 1 to min-sep
+    /// (n under single participation), capped at n.
+    pub fn bands_to_try(&self, n: usize) -> Vec<usize> {
+        match &self.band {
+            None => Vec::new(),
+            Some(BandArg::One(p)) => vec![*p],
+            Some(BandArg::List(v)) => v.clone(),
+            Some(BandArg::Auto) => {
+                let top = self
+                    .min_sep
+                    .filter(|_| self.participations > 1)
+                    .unwrap_or(n)
+                    .min(n);
+                std::iter::successors(Some(1usize), |p| p.checked_mul(2))
+                    .take_while(|p| *p <= top)
+                    .collect()
+            }
+        }
+    }
+
     /// Validates and factorizes: the strategy C of `--method` for this workload.
     pub fn factorize(&self) -> Result<(Problem, Factorization)> {
         let problem = self.problem()?;
         let method = self.method()?;
-        let f = spec(method, self.band, &problem)?
+        let f = spec(method, self.band()?, &problem)?
             .factorize(&problem.workload, problem.participation)
             .map_err(usage)?;
         Ok((problem, f))
@@ -166,6 +254,11 @@ pub struct ErrorsReport {
     /// The nuclear-norm lower bound `‖W‖_*/n` (compare only, n ≤ 4096).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lower_bound: Option<f64>,
+    /// Rows of d-vectors of noise state the streaming generator keeps (identity 0, bsr p − 1,
+    /// bisr p, sqrt and dense n).
+    pub noise_state_rows: usize,
+    /// Bytes of noise state per model parameter (f32): 4 × `noise_state_rows`.
+    pub noise_state_bytes_per_param: usize,
     /// Wall time of factorization and evaluation, in milliseconds.
     pub millis: f64,
     /// Caveats (e.g. increasing rates are outside the paper's theory).
@@ -174,14 +267,35 @@ pub struct ErrorsReport {
 
 /// Factorizes and evaluates `--method` for the given strategy flags.
 pub fn evaluate(args: &StrategyArgs) -> Result<ErrorsReport> {
-    let problem = args.problem()?;
-    let method = args.method()?;
-    evaluate_method(args, &problem, method)
+    Ok(evaluate_full(args)?.2)
 }
 
-fn evaluate_method(args: &StrategyArgs, problem: &Problem, method: Method) -> Result<ErrorsReport> {
+/// [`evaluate`], also returning the problem and the factorization it evaluated (one
+/// factorization and one sensitivity computation for callers that need C too).
+pub fn evaluate_full(args: &StrategyArgs) -> Result<(Problem, Factorization, ErrorsReport)> {
+    let problem = args.problem()?;
+    let method = args.method()?;
+    let (f, r) = evaluate_method_full(args, &problem, method, args.band()?)?;
+    Ok((problem, f, r))
+}
+
+fn evaluate_method(
+    args: &StrategyArgs,
+    problem: &Problem,
+    method: Method,
+    band: Option<usize>,
+) -> Result<ErrorsReport> {
+    Ok(evaluate_method_full(args, problem, method, band)?.1)
+}
+
+fn evaluate_method_full(
+    args: &StrategyArgs,
+    problem: &Problem,
+    method: Method,
+    band: Option<usize>,
+) -> Result<(Factorization, ErrorsReport)> {
     let start = Instant::now();
-    let spec = spec(method, args.band, problem)?;
+    let spec = spec(method, band, problem)?;
     let f = spec
         .factorize(&problem.workload, problem.participation)
         .map_err(usage)?;
@@ -200,7 +314,7 @@ fn evaluate_method(args: &StrategyArgs, problem: &Problem, method: Method) -> Re
             spec.alpha
         ));
     }
-    Ok(ErrorsReport {
+    let report = ErrorsReport {
         n: problem.workload.n(),
         method: method.name().to_string(),
         schedule: problem.schedule.kind().name(),
@@ -212,6 +326,8 @@ fn evaluate_method(args: &StrategyArgs, problem: &Problem, method: Method) -> Re
         min_sep: args.min_sep,
         participations: args.participations,
         alpha: spec.alpha,
+        noise_state_rows: lrmf_noise::state_rows(&f.c),
+        noise_state_bytes_per_param: 4 * lrmf_noise::state_rows(&f.c),
         sensitivity: e.sensitivity.value,
         sensitivity_kind: e.sensitivity.kind.as_str().to_string(),
         sensitivity_method: e.sensitivity.how.to_string(),
@@ -220,20 +336,40 @@ fn evaluate_method(args: &StrategyArgs, problem: &Problem, method: Method) -> Re
         lower_bound: None,
         millis,
         notes,
-    })
+    };
+    Ok((f, report))
 }
 
 /// Every method side by side, best (lowest MaxSE) first. Methods that cannot run for these
 /// flags (banded ones without `--band`, dense-sqrt beyond its size limit) are left out and
-/// named in the second return value.
+/// named in the second return value. With several bands (`--band auto` or a list) each banded
+/// method is reported at the band with the least MaxSE among those tried (bands it cannot
+/// take are skipped).
 pub fn compare(args: &StrategyArgs) -> Result<(Vec<ErrorsReport>, Vec<String>)> {
     let problem = args.problem()?;
     let lb = lower_bound(&problem.workload).ok();
     let mut out = Vec::new();
     let mut skipped = Vec::new();
+    let bands = args.bands_to_try(problem.workload.n());
     for method in Method::ALL {
-        if method.is_banded() && args.band.is_none() {
-            skipped.push(format!("{method}: needs --band"));
+        if method.is_banded() {
+            if bands.is_empty() {
+                skipped.push(format!("{method}: needs --band"));
+                continue;
+            }
+            let mut best: Option<ErrorsReport> = None;
+            for &p in &bands {
+                match evaluate_method(args, &problem, method, Some(p)) {
+                    Ok(r) if best.as_ref().is_none_or(|b| r.max_se < b.max_se) => best = Some(r),
+                    Ok(_) => {}
+                    Err(e) if bands.len() > 1 => skipped.push(format!("{method} band {p}: {e}")),
+                    Err(e) => return Err(e),
+                }
+            }
+            if let Some(mut r) = best {
+                r.lower_bound = lb;
+                out.push(r);
+            }
             continue;
         }
         if method == Method::DenseSqrt && problem.workload.n() > lrmf_factor::MAX_DENSE_N {
@@ -243,7 +379,7 @@ pub fn compare(args: &StrategyArgs) -> Result<(Vec<ErrorsReport>, Vec<String>)> 
             ));
             continue;
         }
-        let mut r = evaluate_method(args, &problem, method)?;
+        let mut r = evaluate_method(args, &problem, method, None)?;
         r.lower_bound = lb;
         out.push(r);
     }

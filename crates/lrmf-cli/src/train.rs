@@ -22,15 +22,47 @@ pub struct TrainArgs {
     /// Resume the run in this folder from its last checkpoint (its saved config is used unless --config is given).
     #[arg(long)]
     pub resume: Option<PathBuf>,
-    /// No progress bar (log lines per epoch only).
+    /// No progress bar (log lines per epoch only; also the behaviour when stderr is not a terminal).
     #[arg(long)]
     pub quiet: bool,
 }
 
-/// A progress bar over the run's steps.
+/// A progress bar over the run's steps on a terminal; one log line per epoch otherwise (batch
+/// jobs, `nohup`, CI logs) or with `--quiet`.
 struct Bar {
     bar: Option<ProgressBar>,
     quiet: bool,
+    /// (steps per epoch, epochs, total steps, first step) of the run.
+    shape: (usize, usize, usize, usize),
+    clock: std::time::Instant,
+    /// Σ loss and count over the current epoch (diagnostics, outside DP).
+    epoch_loss: (f64, usize),
+}
+
+impl Bar {
+    /// One line at the end of an epoch (when there is no bar): progress, ETA, the epoch's
+    /// mean training loss labelled as outside the DP guarantee.
+    fn epoch_line(&mut self, m: &StepMetrics) -> String {
+        let (b, k, n, first) = self.shape;
+        let secs = self.clock.elapsed().as_secs_f64();
+        let done = (m.step - first).max(1) as f64;
+        let eta = secs / done * (n - m.step) as f64;
+        let mut line = format!(
+            "epoch {}/{k} done: step {}/{n}, {}, ETA {}; checkpoint written",
+            m.step / b.max(1),
+            m.step,
+            crate::fmt::duration(secs),
+            crate::fmt::duration(eta),
+        );
+        if self.epoch_loss.1 > 0 {
+            line += &format!(
+                "; train loss {} (diagnostic, outside DP)",
+                crate::fmt::sig(self.epoch_loss.0 / self.epoch_loss.1 as f64)
+            );
+        }
+        self.epoch_loss = (0.0, 0);
+        line
+    }
 }
 
 impl Progress for Bar {
@@ -39,8 +71,19 @@ impl Progress for Bar {
             eprintln!("warning: {w}");
         }
         if let (Some(e), Some(z)) = (info.epsilon, info.noise_multiplier) {
-            eprintln!("privacy: ε = {e}, noise multiplier z = {z}");
+            eprintln!(
+                "privacy: budget ε = {} for the whole run, noise multiplier z = {}",
+                crate::fmt::sig(e),
+                crate::fmt::sig(z)
+            );
         }
+        self.shape = (
+            info.steps_per_epoch,
+            info.epochs,
+            info.total_steps,
+            info.start_step,
+        );
+        self.clock = std::time::Instant::now();
         eprintln!(
             "training {} steps ({} epochs × {} steps), {} parameters{}",
             info.total_steps,
@@ -53,7 +96,8 @@ impl Progress for Bar {
                 String::new()
             }
         );
-        if !self.quiet {
+        use std::io::IsTerminal;
+        if !self.quiet && std::io::stderr().is_terminal() {
             let bar = ProgressBar::new(info.total_steps as u64);
             bar.set_style(
                 ProgressStyle::with_template(
@@ -67,6 +111,14 @@ impl Progress for Bar {
     }
 
     fn step(&mut self, m: &StepMetrics) {
+        if let Some(l) = m.loss {
+            self.epoch_loss.0 += l;
+            self.epoch_loss.1 += 1;
+        }
+        if self.bar.is_none() && m.step.is_multiple_of(self.shape.0.max(1)) {
+            let line = self.epoch_line(m);
+            eprintln!("{line}");
+        }
         if let Some(bar) = &self.bar {
             bar.set_position(m.step as u64);
             let mut msg = format!("epoch {}", m.epoch);
@@ -77,7 +129,7 @@ impl Progress for Bar {
                 msg += &format!(" acc {:.3}", a);
             }
             if let Some(e) = m.epsilon_spent {
-                msg += &format!(" ε {e:.3}");
+                msg += &format!(" budget ε {e:.3}");
             }
             bar.set_message(msg);
         }
@@ -145,10 +197,29 @@ pub fn run(a: &TrainArgs) -> Result<Summary> {
     let mut bar = Bar {
         bar: None,
         quiet: a.quiet,
+        shape: (1, 1, 1, 0),
+        clock: std::time::Instant::now(),
+        epoch_loss: (0.0, 0),
     };
     let summary = lrmf_train::train(&config, &out_dir, resume, stop, &mut bar).map_err(classify)?;
     if let Some(b) = &bar.bar {
         b.finish_and_clear();
     }
     Ok(summary)
+}
+
+/// Flags of `lrmf eval`.
+#[derive(Debug, Clone, Args)]
+pub struct EvalArgs {
+    /// Folder of a completed `lrmf train` run (holds model.safetensors, release.json, config.toml).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Print one JSON object (key `test_accuracy`, a fraction).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `lrmf eval`: the test accuracy of a release artifact, without its checkpoint.
+pub fn eval(a: &EvalArgs) -> Result<lrmf_train::release::EvalReport> {
+    lrmf_train::release::evaluate_release(&a.model).map_err(classify)
 }

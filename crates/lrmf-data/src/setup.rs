@@ -235,21 +235,24 @@ const IMDB_REQUIRED: [&str; 5] = [
 ];
 
 /// The exact user-facing text for missing prepared data: what is missing, where it was looked
-/// for, and the two ways to fix it (`cargo xtask data`, or `--data-dir` at the user's own copy).
+/// for, and the two ways to fix it (`cargo xtask data`, or pointing at the user's own copy with
+/// the config key `[data] dir`, `$LRMF_DATA_DIR` or `cargo xtask data --data-dir`).
 pub fn missing_data_message(corpus: Corpus, looked_in: &Path, missing: &[&str]) -> String {
     let list = missing.join(", ");
     match corpus {
         Corpus::Cifar10 => format!(
             "CIFAR-10 binary files not found in {} (missing: {list}). Run `cargo xtask data` to \
-             verify and convert the shared archive into the data folder, or pass `--data-dir DIR` \
-             pointing at a folder with the official CIFAR-10 binary version \
-             (data_batch_1.bin … data_batch_5.bin, test_batch.bin).",
+             verify and convert the shared archive into the data folder, or point `[data] dir = \"DIR\"` \
+             in the config (or the environment variable LRMF_DATA_DIR) at a folder with the official CIFAR-10 \
+             binary version (data_batch_1.bin … data_batch_5.bin, test_batch.bin; in the folder \
+             itself or its cifar-10-batches-bin/).",
             looked_in.display()
         ),
         Corpus::Imdb => format!(
             "IMDB reviews not found in {} (missing: {list}). Run `cargo xtask data` to verify and \
-             unpack the shared archive into the data folder, or pass `--data-dir DIR` pointing at \
-             an unpacked aclImdb folder (train/, test/, imdb.vocab).",
+             unpack the shared archive into the data folder, or point `[data] dir = \"DIR\"` in the \
+             config (or the environment variable LRMF_DATA_DIR) at a folder holding an \
+             unpacked aclImdb/ (train/, test/, imdb.vocab).",
             looked_in.display()
         ),
     }
@@ -1126,7 +1129,7 @@ mod tests {
         for err in [dd.cifar10().unwrap_err(), dd.imdb().unwrap_err()] {
             let text = err.to_string();
             assert!(
-                text.contains("`cargo xtask data`") && text.contains("--data-dir"),
+                text.contains("`cargo xtask data`") && text.contains("[data] dir"),
                 "{text}"
             );
             assert!(text.contains("/nowhere/data"), "{text}");

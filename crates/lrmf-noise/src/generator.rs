@@ -326,6 +326,20 @@ fn finite_series(h: Vec<f64>, what: &str) -> Result<Vec<f64>, NoiseError> {
     Ok(h)
 }
 
+/// Rows of d-vectors the streaming generator of `C` keeps (its memory is this × d × 4 bytes):
+/// identity 0; banded `C` with p coefficients (BSR family): p − 1; banded `C⁻¹` with p
+/// coefficients (BISR family): p; full Toeplitz or dense: n. O(1), without building the
+/// generator — what memory reports ask; [`CorrelatedNoise::state_bytes`] agrees (tested).
+pub fn state_rows(c: &LowerTriangular) -> usize {
+    let n = c.n();
+    match c {
+        LowerTriangular::Identity { .. } => 0,
+        LowerTriangular::InverseToeplitz(t) => t.coeffs().len(),
+        LowerTriangular::Toeplitz(t) if t.coeffs().len() < n => t.coeffs().len() - 1,
+        LowerTriangular::Toeplitz(_) | LowerTriangular::Dense(_) => n,
+    }
+}
+
 fn form_of(c: &LowerTriangular) -> Result<Form, NoiseError> {
     let n = c.n();
     Ok(match c {
@@ -960,6 +974,7 @@ mod tests {
             assert_eq!(name, wname);
             let g = CorrelatedNoise::new(&c, d, 1.0, Seed::Fixed(1), Mode::Streaming).unwrap();
             assert_eq!((g.form(), g.state_bytes()), (form, slots * d * 4), "{name}");
+            assert_eq!(state_rows(&c), slots, "{name}");
             let g = CorrelatedNoise::new(&c, d, 1.0, Seed::Fixed(1), Mode::Regenerate).unwrap();
             assert_eq!(g.state_bytes(), 0, "{name}");
         }

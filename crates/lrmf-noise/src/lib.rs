@@ -19,7 +19,7 @@ pub use error::NoiseError;
 pub use gaussian::{Key, Seed, base_noise, base_noise_row};
 pub use generator::{
     AUTO_MEMORY_BUDGET, CHUNK, CorrelatedNoise, Mode, NoiseGenerator, NoiseState, Rounding,
-    STATE_VERSION, generate_matrix,
+    STATE_VERSION, generate_matrix, state_rows,
 };
-pub use npy::write_npy;
+pub use npy::{write_npy, write_npy_header, write_npy_rows};
 pub use snap::snap_release;

@@ -24,17 +24,32 @@ pub fn write_npy(
             ),
         ));
     }
+    write_npy_header(&mut w, rows, cols)?;
+    write_npy_rows(&mut w, data)?;
+    w.flush().map_err(io)
+}
+
+fn io(e: std::io::Error) -> NoiseError {
+    NoiseError::Io(e.to_string())
+}
+
+/// The `.npy` v1.0 header of a `rows × cols` f32 matrix (see [`write_npy`]); the data follows
+/// with [`write_npy_rows`], so a matrix larger than memory can be streamed row by row.
+pub fn write_npy_header(mut w: impl Write, rows: usize, cols: usize) -> Result<(), NoiseError> {
     let mut header =
         format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
     let unpadded = 6 + 2 + 2 + header.len() + 1;
     header.push_str(&" ".repeat(unpadded.next_multiple_of(64) - unpadded));
     header.push('\n');
-    let io = |e: std::io::Error| NoiseError::Io(e.to_string());
     w.write_all(b"\x93NUMPY\x01\x00").map_err(io)?;
     let hlen = u16::try_from(header.len())
         .map_err(|_| NoiseError::invalid("rows", "header too long for npy v1.0"))?;
     w.write_all(&hlen.to_le_bytes()).map_err(io)?;
-    w.write_all(header.as_bytes()).map_err(io)?;
+    w.write_all(header.as_bytes()).map_err(io)
+}
+
+/// Appends f32 values little-endian (the data part of a `.npy` file). O(len).
+pub fn write_npy_rows(mut w: impl Write, data: &[f32]) -> Result<(), NoiseError> {
     let mut buf = Vec::with_capacity(data.len().min(1 << 16) * 4);
     for block in data.chunks(1 << 16) {
         buf.clear();
@@ -43,7 +58,7 @@ pub fn write_npy(
         }
         w.write_all(&buf).map_err(io)?;
     }
-    w.flush().map_err(io)
+    Ok(())
 }
 
 #[cfg(test)]

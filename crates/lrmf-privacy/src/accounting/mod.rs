@@ -154,7 +154,10 @@ pub enum Sampling {
 impl fmt::Display for Sampling {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::None => write!(f, "none (every example in every epoch, fixed order)"),
+            Self::None => write!(
+                f,
+                "no amplification (any batching with b-min-separation: balls-in-bins or fixed-partition)"
+            ),
             Self::Poisson { q } => write!(f, "poisson (rate q = {q})"),
             Self::BallsInBins { bins } => {
                 write!(
@@ -586,7 +589,7 @@ mod tests {
     fn reports_say_which_sampling_they_hold_for() {
         let g = AccountingPlan::gaussian(2.0).unwrap();
         let r = g.epsilon(1.0, 1e-5).unwrap();
-        assert!(r.sampling.starts_with("none"));
+        assert!(r.sampling.starts_with("no amplification"));
         assert_eq!(r.noise_std, 2.0);
         assert_eq!(r.accountant, "gaussian");
         let p = AccountingPlan::rdp_poisson(0.01, 10).unwrap();
