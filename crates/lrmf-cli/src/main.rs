@@ -28,6 +28,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Sensitivity, MaxSE and MeanSE of one factorization method.
+    #[command(
+        override_usage = "lrmf errors --n <STEPS> [--method <M>] [--band <P>] [OPTIONS]\n       lrmf errors --dataset-size <N> --batch-size <B> [--epochs <E>] [OPTIONS]"
+    )]
     Errors {
         #[command(flatten)]
         strategy: StrategyArgs,
@@ -36,6 +39,9 @@ enum Command {
         json: bool,
     },
     /// Every method side by side, best (lowest MaxSE) first, with the lower bound.
+    #[command(
+        override_usage = "lrmf compare --n <STEPS> [--band <P|auto|P1,P2,…>] [OPTIONS]\n       lrmf compare --dataset-size <N> --batch-size <B> [--epochs <E>] [OPTIONS]"
+    )]
     Compare {
         #[command(flatten)]
         strategy: StrategyArgs,
@@ -76,6 +82,9 @@ enum Command {
         eval: EvalArgs,
     },
     /// Write a strategy's correlated noise σ·C⁻¹Z (n × d, f32) to a .npy file.
+    #[command(
+        override_usage = "lrmf noise --n <STEPS> --dim <D> --out <FILE.npy> [--method <M>] [--std <SIGMA>] [OPTIONS]"
+    )]
     Noise {
         #[command(flatten)]
         noise: NoiseArgs,
