@@ -51,6 +51,7 @@ pub fn args(
         min_sep,
         participations,
         terms: Default::default(),
+        strategy: None,
     }
 }
 

@@ -104,6 +104,23 @@ pub fn apply_user_terms(s: &mut StrategyArgs, given: &Given) -> Result<Option<St
     )))
 }
 
+/// `--strategy FILE` replaces `--method` and `--band` (except on `compare`, where the file is
+/// one more row): giving both is a contradiction.
+pub fn check_strategy_file(s: &StrategyArgs, given: &Given, compare: bool) -> Result<()> {
+    if s.strategy.is_some() && !compare {
+        for id in ["method", "band"] {
+            if given.has(id) {
+                return Err(usage(format!(
+                    "invalid {}: --strategy FILE gives the strategy; omit {}",
+                    flag(id),
+                    flag(id)
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Warnings for strategy flags that have no effect with the chosen method; `compare` evaluates
 /// every method, so `--method` has no effect there.
 pub fn check_strategy(s: &StrategyArgs, given: &Given, compare: bool) -> Vec<String> {

@@ -9,6 +9,7 @@ pub mod flags;
 pub mod fmt;
 pub mod noise;
 pub mod strategy;
+pub mod strategy_file;
 pub mod train;
 
 pub use strategy::{ErrorsReport, StrategyArgs, compare, evaluate};

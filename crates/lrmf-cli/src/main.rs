@@ -27,6 +27,23 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Factorize once and write the strategy (method, workload, participation, C, errors) to a file that every command reads back with --strategy.
+    #[command(
+        override_usage = "lrmf factorize --n <STEPS> --method <M> [--band <P>] --out <FILE.json> [--npy <FILE.npy>] [OPTIONS]"
+    )]
+    Factorize {
+        #[command(flatten)]
+        strategy: StrategyArgs,
+        /// The strategy file to write (JSON).
+        #[arg(long, value_name = "FILE.json")]
+        out: std::path::PathBuf,
+        /// Also write the dense C (n ≤ 4096) as a float64 n × n .npy, C order (for NumPy users).
+        #[arg(long, value_name = "FILE.npy")]
+        npy: Option<std::path::PathBuf>,
+        /// Print the errors report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Sensitivity, MaxSE and MeanSE of one factorization method.
     #[command(
         override_usage = "lrmf errors --n <STEPS> [--method <M>] [--band <P>] [OPTIONS]\n       lrmf errors --dataset-size <N> --batch-size <B> [--epochs <E>] [OPTIONS]"
@@ -127,6 +144,7 @@ fn prepare_strategy(s: &mut StrategyArgs, given: &Given, compare: bool) -> Resul
     if !compare {
         flags::check_single_band(s)?;
     }
+    flags::check_strategy_file(s, given, compare)?;
     for w in flags::check_strategy(s, given, compare) {
         flags::warn(&w);
     }
@@ -141,6 +159,7 @@ fn prepare_accounting(a: &mut AccountingArgs, given: &Given) -> Result<()> {
         flags::warn(&w);
     }
     flags::check_single_band(&a.strategy)?;
+    flags::check_strategy_file(&a.strategy, given, false)?;
     lrmf_cli::budget::check_strategy(&a.strategy)
 }
 
@@ -153,6 +172,26 @@ fn run(cli: Cli, given: &Given) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
                 print_errors(&r);
+            }
+        }
+        Command::Factorize {
+            mut strategy,
+            out,
+            npy,
+            json,
+        } => {
+            prepare_strategy(&mut strategy, given, false)?;
+            if strategy.strategy.is_some() {
+                return Err(lrmf_cli::usage(
+                    "invalid --strategy: factorize makes a strategy file; give --method and --band",
+                ));
+            }
+            let r = lrmf_cli::strategy_file::factorize_to(&strategy, &out, npy.as_deref())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                print_errors(&r);
+                println!("wrote          {}", out.display());
             }
         }
         Command::Compare { mut strategy, json } => {

@@ -55,6 +55,9 @@ pub struct StrategyArgs {
     /// The same in the user's own terms (data-set size, batch size, epochs).
     #[command(flatten)]
     pub terms: UserTerms,
+    /// A strategy C from a file instead of --method/--band: JSON written by `lrmf factorize --out` (or by hand: identity, toeplitz, inverse-toeplitz or dense C), or a float64 n × n `.npy`. Refused when its n, workload or participation differ from the other flags.
+    #[arg(long, value_name = "FILE")]
+    pub strategy: Option<std::path::PathBuf>,
 }
 
 /// A training run in the user's terms; `flags::apply_user_terms` turns them into `--n`,
@@ -196,10 +199,18 @@ impl StrategyArgs {
     pub fn factorize(&self) -> Result<(Problem, Factorization)> {
         let problem = self.problem()?;
         let method = self.method()?;
-        let f = spec(method, self.band()?, &problem)?
-            .factorize(&problem.workload, problem.participation)
-            .map_err(usage)?;
+        let f = self.factorization(&problem, &spec(method, self.band()?, &problem)?)?;
         Ok((problem, f))
+    }
+
+    /// The strategy of `--strategy FILE` when given, else `spec`'s factorization.
+    fn factorization(&self, problem: &Problem, spec: &FactorSpec) -> Result<Factorization> {
+        match &self.strategy {
+            Some(path) => crate::strategy_file::load(path, self, problem),
+            None => spec
+                .factorize(&problem.workload, problem.participation)
+                .map_err(usage),
+        }
     }
 }
 
@@ -296,9 +307,7 @@ fn evaluate_method_full(
 ) -> Result<(Factorization, ErrorsReport)> {
     let start = Instant::now();
     let spec = spec(method, band, problem)?;
-    let f = spec
-        .factorize(&problem.workload, problem.participation)
-        .map_err(usage)?;
+    let f = args.factorization(problem, &spec)?;
     let e = errors(&problem.workload, &f, problem.participation).map_err(usage)?;
     let millis = start.elapsed().as_secs_f64() * 1e3;
     let mut notes = Vec::new();
@@ -316,7 +325,7 @@ fn evaluate_method_full(
     }
     let report = ErrorsReport {
         n: problem.workload.n(),
-        method: method.name().to_string(),
+        method: f.name.clone(),
         schedule: problem.schedule.kind().name(),
         lr_decay: problem.schedule.lr_decay(),
         warmup: args.warmup,
@@ -351,6 +360,16 @@ pub fn compare(args: &StrategyArgs) -> Result<(Vec<ErrorsReport>, Vec<String>)> 
     let mut out = Vec::new();
     let mut skipped = Vec::new();
     let bands = args.bands_to_try(problem.workload.n());
+    if args.strategy.is_some() {
+        let mut r = evaluate_method(args, &problem, Method::Identity, None)?;
+        r.lower_bound = lb;
+        r.method = format!("file:{}", r.method);
+        out.push(r);
+    }
+    let args = &StrategyArgs {
+        strategy: None,
+        ..args.clone()
+    };
     for method in Method::ALL {
         if method.is_banded() {
             if bands.is_empty() {

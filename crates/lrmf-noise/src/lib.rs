@@ -21,5 +21,5 @@ pub use generator::{
     AUTO_MEMORY_BUDGET, CHUNK, CorrelatedNoise, Mode, NoiseGenerator, NoiseState, Rounding,
     STATE_VERSION, generate_matrix, state_rows,
 };
-pub use npy::{write_npy, write_npy_header, write_npy_rows};
+pub use npy::{write_npy, write_npy_header, write_npy_header_typed, write_npy_rows};
 pub use snap::snap_release;

@@ -35,9 +35,19 @@ fn io(e: std::io::Error) -> NoiseError {
 
 /// The `.npy` v1.0 header of a `rows × cols` f32 matrix (see [`write_npy`]); the data follows
 /// with [`write_npy_rows`], so a matrix larger than memory can be streamed row by row.
-pub fn write_npy_header(mut w: impl Write, rows: usize, cols: usize) -> Result<(), NoiseError> {
+pub fn write_npy_header(w: impl Write, rows: usize, cols: usize) -> Result<(), NoiseError> {
+    write_npy_header_typed(w, "<f4", rows, cols)
+}
+
+/// The `.npy` v1.0 header of a `rows × cols` matrix of NumPy type `descr` (`<f4`, `<f8`, …).
+pub fn write_npy_header_typed(
+    mut w: impl Write,
+    descr: &str,
+    rows: usize,
+    cols: usize,
+) -> Result<(), NoiseError> {
     let mut header =
-        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
     let unpadded = 6 + 2 + 2 + header.len() + 1;
     header.push_str(&" ".repeat(unpadded.next_multiple_of(64) - unpadded));
     header.push('\n');
