@@ -63,6 +63,11 @@ pub struct DiscretePld {
 
 impl DiscretePld {
     /// δ(ε) = μ_∞ + Σ_j μ_j (1 − e^{ε − ℓ_j})₊. O(len).
+    ///
+    /// # Privacy contract
+    /// Exact for this discrete PLD; when the PLD dominates the mechanism's (as the pessimistic
+    /// connect-the-dots discretisation does, with truncated tails moved to +∞), the value is
+    /// never below the mechanism's δ(ε).
     pub fn delta_for_epsilon(&self, epsilon: f64) -> f64 {
         let mut d = 0.0;
         for (j, &m) in self.masses.iter().enumerate().rev() {
@@ -77,6 +82,10 @@ impl DiscretePld {
 
     /// The smallest ε ≥ 0 with δ(ε) ≤ `delta`, solved exactly on the piecewise curve
     /// δ(ε) = μ_∞ + A − e^ε·B between grid points. O(len). `None` if μ_∞ ≥ δ.
+    ///
+    /// # Privacy contract
+    /// The smallest ε of this (dominating) PLD, so never below the mechanism's ε for `delta`
+    /// (δ(ε) is non-increasing, and it is solved exactly between grid points).
     pub fn epsilon_for_delta(&self, delta: f64) -> Option<f64> {
         if self.infinity_mass >= delta {
             return None;

@@ -159,6 +159,11 @@ fn log_a_frac(q: f64, z: f64, alpha: f64) -> f64 {
 /// ε from RDP (Balle et al. 2020, Prop. 12 / `dp_accounting.compute_epsilon`):
 /// `ε = min_α [ r_α + ln(1 − 1/α) − ln(δ·α)/(α − 1) ]` (orders with α ≤ 1.01 skipped), and 0 when
 /// `δ² + expm1(−r_α) > 0` for some order (the KL bound). O(number of orders).
+///
+/// # Privacy contract
+/// For a mechanism that is (α, r_α)-RDP at every given order, the returned ε makes it (ε, δ)-DP:
+/// each candidate is a valid conversion (Balle et al. 2020, Prop. 12), so their minimum is too.
+/// The caller must pass RDP values that are upper bounds (as [`RdpPoisson`] computes them).
 pub fn epsilon_from_rdp(orders: &[f64], rdp: &[f64], delta: f64) -> f64 {
     let mut best = f64::INFINITY;
     for (&a, &r) in orders.iter().zip(rdp) {
