@@ -4,7 +4,9 @@
 use crate::usage;
 use anyhow::Result;
 use clap::Args;
-use lrmf_factor::{FactorSpec, Factorization, Factorizer, Method, errors, lower_bound};
+use lrmf_factor::{
+    FactorSpec, Factorization, Factorizer, Method, Objective, errors, lower_bound,
+};
 use lrmf_privacy::Participation;
 use lrmf_schedule::{Kind, LrSchedule, Schedule};
 use lrmf_workload::Workload;
@@ -40,7 +42,7 @@ pub struct StrategyArgs {
         allow_negative_numbers = true
     )]
     pub weight_decay: f64,
-    /// Factorization method: identity, sqrt, lr-sqrt, bsr, lr-bsr, bisr, lr-bisr, dense-sqrt.
+    /// Factorization method: identity, sqrt, lr-sqrt, bsr, lr-bsr, bisr, lr-bisr, dense-sqrt, bandmf, lr-bandmf, bandinv, lr-bandinv.
     #[arg(long, default_value = "identity")]
     pub method: String,
     /// Band p of the banded methods (1 ≤ p ≤ n).
@@ -52,6 +54,9 @@ pub struct StrategyArgs {
     /// Maximum participations k of an example (≥ 1, ≤ ⌈n/min-sep⌉; > 1 needs --min-sep).
     #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
     pub participations: usize,
+    /// What the optimized methods (bandmf, bandinv and their lr- forms) minimize: mean-se or max-se.
+    #[arg(long, default_value = "mean-se")]
+    pub objective: String,
 }
 
 /// The validated problem behind [`StrategyArgs`].
@@ -104,11 +109,17 @@ impl StrategyArgs {
         self.method.parse().map_err(usage)
     }
 
+    /// The objective named by `--objective`.
+    pub fn objective(&self) -> Result<Objective> {
+        self.objective.parse().map_err(usage)
+    }
+
     /// Validates and factorizes: the strategy C of `--method` for this workload.
     pub fn factorize(&self) -> Result<(Problem, Factorization)> {
         let problem = self.problem()?;
         let method = self.method()?;
         let f = spec(method, self.band, &problem)?
+            .with_objective(self.objective()?)
             .factorize(&problem.workload, problem.participation)
             .map_err(usage)?;
         Ok((problem, f))
@@ -168,6 +179,18 @@ pub struct ErrorsReport {
     pub lower_bound: Option<f64>,
     /// Wall time of factorization and evaluation, in milliseconds.
     pub millis: f64,
+    /// The objective an optimized method minimized (absent for closed forms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub objective: Option<String>,
+    /// Optimizer iterations (optimized methods only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iterations: Option<usize>,
+    /// Whether the optimizer's stopping rule was met (optimized methods only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub converged: Option<bool>,
+    /// Wall time of the optimization alone, in milliseconds (optimized methods only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub optimize_millis: Option<f64>,
     /// Caveats (e.g. increasing rates are outside the paper's theory).
     pub notes: Vec<String>,
 }
@@ -181,7 +204,7 @@ pub fn evaluate(args: &StrategyArgs) -> Result<ErrorsReport> {
 
 fn evaluate_method(args: &StrategyArgs, problem: &Problem, method: Method) -> Result<ErrorsReport> {
     let start = Instant::now();
-    let spec = spec(method, args.band, problem)?;
+    let spec = spec(method, args.band, problem)?.with_objective(args.objective()?);
     let f = spec
         .factorize(&problem.workload, problem.participation)
         .map_err(usage)?;
@@ -219,13 +242,22 @@ fn evaluate_method(args: &StrategyArgs, problem: &Problem, method: Method) -> Re
         mean_se: e.mean_se,
         lower_bound: None,
         millis,
+        objective: f.info.as_ref().map(|i| i.objective.name().to_string()),
+        iterations: f.info.as_ref().map(|i| i.iterations),
+        converged: f.info.as_ref().map(|i| i.converged),
+        optimize_millis: f.info.as_ref().map(|i| i.millis),
         notes,
     })
 }
 
+/// Largest n for which `compare` runs bandmf / lr-bandmf (O(n²·p) per optimizer iteration);
+/// beyond it they are skipped (`lrmf errors --method bandmf` still runs them).
+pub const COMPARE_MAX_BANDMF_N: usize = 2048;
+
 /// Every method side by side, best (lowest MaxSE) first. Methods that cannot run for these
-/// flags (banded ones without `--band`, dense-sqrt beyond its size limit) are left out and
-/// named in the second return value.
+/// flags (banded ones without `--band`, dense-sqrt beyond its size limit, bandmf with a band
+/// wider than the min-sep or beyond [`COMPARE_MAX_BANDMF_N`]) are left out and named in the
+/// second return value.
 pub fn compare(args: &StrategyArgs) -> Result<(Vec<ErrorsReport>, Vec<String>)> {
     let problem = args.problem()?;
     let lb = lower_bound(&problem.workload).ok();
@@ -242,6 +274,19 @@ pub fn compare(args: &StrategyArgs) -> Result<(Vec<ErrorsReport>, Vec<String>)> 
                 lrmf_factor::MAX_DENSE_N
             ));
             continue;
+        }
+        if matches!(method, Method::Bandmf | Method::LrBandmf) {
+            let (n, part) = (problem.workload.n(), problem.participation);
+            if n > COMPARE_MAX_BANDMF_N {
+                skipped.push(format!(
+                    "{method}: n > {COMPARE_MAX_BANDMF_N} (O(n²·p) per iteration)"
+                ));
+                continue;
+            }
+            if part.k() > 1 && args.band.is_some_and(|p| p > part.min_sep()) {
+                skipped.push(format!("{method}: needs --band ≤ --min-sep"));
+                continue;
+            }
         }
         let mut r = evaluate_method(args, &problem, method)?;
         r.lower_bound = lb;
