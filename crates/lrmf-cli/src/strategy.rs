@@ -4,9 +4,7 @@
 use crate::usage;
 use anyhow::Result;
 use clap::Args;
-use lrmf_factor::{
-    FactorSpec, Factorization, Factorizer, Method, Objective, errors, lower_bound,
-};
+use lrmf_factor::{FactorSpec, Factorization, Factorizer, Method, Objective, errors, lower_bound};
 use lrmf_privacy::Participation;
 use lrmf_schedule::{Kind, LrSchedule, Schedule};
 use lrmf_workload::Workload;

@@ -155,10 +155,7 @@ pub(crate) fn next_workload_row(w: &Workload, t: usize, row: &mut [f64]) {
 /// Row norms of `B = W·C⁻¹` for a banded C with p bands: `B[t, :]·C = W[t, :]` on the leading
 /// (t+1)×(t+1) block, so row t is one banded back substitution `C_{t+1}⁻ᵀ·W[t, 0..=t]`.
 /// O(n²·p) time, O(n) memory.
-fn banded_c_row_norms(
-    w: &Workload,
-    c: &lrmf_linalg::BandedLower,
-) -> Result<Vec<f64>, FactorError> {
+fn banded_c_row_norms(w: &Workload, c: &lrmf_linalg::BandedLower) -> Result<Vec<f64>, FactorError> {
     let n = w.n();
     if n > MAX_GENERIC_N {
         return Err(invalid(
@@ -293,7 +290,12 @@ mod tests {
         let lb = lower_bound(&w).unwrap();
         for m in Method::ALL {
             let spec = FactorSpec::for_schedule(m, Some(8), &s).unwrap();
-            let e = errors(&w, &spec.factorize(&w, Participation::single()).unwrap(), Participation::single()).unwrap();
+            let e = errors(
+                &w,
+                &spec.factorize(&w, Participation::single()).unwrap(),
+                Participation::single(),
+            )
+            .unwrap();
             assert!(e.mean_se >= lb * (1.0 - 1e-12), "{m}: {} < {lb}", e.mean_se);
             assert!(e.max_se >= e.mean_se * (1.0 - 1e-12));
         }

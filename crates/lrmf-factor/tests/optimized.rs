@@ -21,7 +21,16 @@ struct Case {
 }
 
 impl Case {
-    fn new(kind: Kind, n: usize, beta: f64, mu: f64, lambda: f64, b: usize, k: usize, band: usize) -> Self {
+    fn new(
+        kind: Kind,
+        n: usize,
+        beta: f64,
+        mu: f64,
+        lambda: f64,
+        b: usize,
+        k: usize,
+        band: usize,
+    ) -> Self {
         let schedule = LrSchedule::new(kind, n, beta, 0).unwrap();
         let w = Workload::from_schedule(&schedule, mu, lambda).unwrap();
         let part = Participation::new(n, Some(b), k).unwrap();
@@ -60,8 +69,14 @@ fn check_orderings(case: &Case, objective: Objective) {
     let (w, part) = (&case.w, case.part);
     let wc = w.constant_rate();
     for (opt, closed) in [
-        ((Method::Bandinv, Method::LrBandinv), (Method::Bisr, Method::LrBisr)),
-        ((Method::Bandmf, Method::LrBandmf), (Method::Bsr, Method::LrBsr)),
+        (
+            (Method::Bandinv, Method::LrBandinv),
+            (Method::Bisr, Method::LrBisr),
+        ),
+        (
+            (Method::Bandmf, Method::LrBandmf),
+            (Method::Bsr, Method::LrBsr),
+        ),
     ] {
         let [plain, lr, cp, cl] =
             [opt.0, opt.1, closed.0, closed.1].map(|m| case.factorize(m, objective));
@@ -72,20 +87,42 @@ fn check_orderings(case: &Case, objective: Objective) {
         check(&format!("{} vs {}", opt.1, closed.0), v(&lr), v(&cp));
         check(&format!("{} vs {}", opt.1, closed.1), v(&lr), v(&cl));
         check(&format!("{} vs {}", opt.1, opt.0), v(&lr), v(&plain));
-        check(&format!("{} vs {} (constant rate)", opt.0, closed.0), vc(&plain), vc(&cp));
+        check(
+            &format!("{} vs {} (constant rate)", opt.0, closed.0),
+            vc(&plain),
+            vc(&cp),
+        );
         // The reported value is the release's objective on the workload optimized for.
         let rel = info.value.sqrt() / v(&lr) - 1.0;
-        assert!(rel.abs() < 1e-12, "{}: info {} vs {}", opt.1, info.value, v(&lr));
+        assert!(
+            rel.abs() < 1e-12,
+            "{}: info {} vs {}",
+            opt.1,
+            info.value,
+            v(&lr)
+        );
     }
 }
 
 #[test]
 fn optimized_methods_never_lose_to_their_closed_forms() {
     for objective in Objective::ALL {
-        check_orderings(&Case::new(Kind::Exponential, 96, 0.1, 0.0, 1.0, 24, 4, 8), objective);
-        check_orderings(&Case::new(Kind::Cosine, 80, 0.05, 0.5, 0.99, 16, 5, 6), objective);
-        check_orderings(&Case::new(Kind::Constant, 64, 1.0, 0.0, 1.0, 1, 1, 5), objective);
-        check_orderings(&Case::new(Kind::Step { stages: 3 }, 70, 0.2, 0.0, 0.995, 10, 7, 10), objective);
+        check_orderings(
+            &Case::new(Kind::Exponential, 96, 0.1, 0.0, 1.0, 24, 4, 8),
+            objective,
+        );
+        check_orderings(
+            &Case::new(Kind::Cosine, 80, 0.05, 0.5, 0.99, 16, 5, 6),
+            objective,
+        );
+        check_orderings(
+            &Case::new(Kind::Constant, 64, 1.0, 0.0, 1.0, 1, 1, 5),
+            objective,
+        );
+        check_orderings(
+            &Case::new(Kind::Step { stages: 3 }, 70, 0.2, 0.0, 0.995, 10, 7, 10),
+            objective,
+        );
     }
 }
 
@@ -103,7 +140,10 @@ fn reported_sensitivity_is_never_below_brute_force() {
                 let f = case.factorize(method, objective);
                 let s = errors(&case.w, &f, case.part).unwrap().sensitivity;
                 let exact = brute_force(&f.c.to_dense(), b, k);
-                assert!(s.value >= exact, "{method} {objective} n = {n}: {s:?} < {exact}");
+                assert!(
+                    s.value >= exact,
+                    "{method} {objective} n = {n}: {s:?} < {exact}"
+                );
                 assert!(s.value <= exact * (1.0 + 1e-9) || s.kind.as_str() == "upper-bound");
             }
         }
@@ -123,7 +163,11 @@ fn a_band_wider_than_the_separation_is_refused_for_bandmf() {
     }
     // Single participation has no such constraint; bandinv has none either.
     let single = Participation::single();
-    assert!(case.factorize(Method::Bandinv, Objective::MeanSe).info.is_some());
+    assert!(
+        case.factorize(Method::Bandinv, Objective::MeanSe)
+            .info
+            .is_some()
+    );
     assert!(
         FactorSpec::for_schedule(Method::Bandmf, Some(5), &case.schedule)
             .unwrap()
@@ -185,6 +229,9 @@ fn lr_bandmf_matches_or_beats_jax_privacy() {
             f.info.as_ref().unwrap().millis,
             f.info.as_ref().unwrap().iterations
         );
-        assert!(got <= want * 1.005, "n = {n} {objective}: {got} > {want}·1.005");
+        assert!(
+            got <= want * 1.005,
+            "n = {n} {objective}: {got} > {want}·1.005"
+        );
     }
 }

@@ -50,7 +50,10 @@ impl BandedLower {
                 if j + i >= n && v != 0.0 {
                     return Err(LinalgError::invalid(
                         "matrix",
-                        format!("band entry {i} of column {j} lies below row n − 1 = {}", n - 1),
+                        format!(
+                            "band entry {i} of column {j} lies below row n − 1 = {}",
+                            n - 1
+                        ),
                     ));
                 }
             }
@@ -108,7 +111,11 @@ impl BandedLower {
 
     /// `Cᵀ·x`: `y_j = Σ_i C[j + i, j]·x_{j+i}`. O(n·p).
     pub fn apply_transpose(&self, x: &[f64]) -> Vec<f64> {
-        assert_eq!(x.len(), self.n, "apply_transpose: vector length must equal n");
+        assert_eq!(
+            x.len(),
+            self.n,
+            "apply_transpose: vector length must equal n"
+        );
         (0..self.n)
             .map(|j| {
                 let len = self.p.min(self.n - j);
@@ -162,7 +169,11 @@ impl BandedLower {
 
     /// `C⁻ᵀ·y`. O(n·p).
     pub fn solve_transpose(&self, y: &[f64]) -> Vec<f64> {
-        assert_eq!(y.len(), self.n, "solve_transpose: vector length must equal n");
+        assert_eq!(
+            y.len(),
+            self.n,
+            "solve_transpose: vector length must equal n"
+        );
         let mut x = y.to_vec();
         self.solve_transpose_prefix_in_place(&mut x);
         x

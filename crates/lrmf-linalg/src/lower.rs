@@ -234,6 +234,8 @@ mod tests {
                 (false, i) => 0.3 / i as f64 - 0.01 * (k / 3) as f64,
             })
             .collect();
-        check(&LowerTriangular::Banded(BandedLower::new(n, 3, cols).unwrap()));
+        check(&LowerTriangular::Banded(
+            BandedLower::new(n, 3, cols).unwrap(),
+        ));
     }
 }

@@ -53,7 +53,10 @@ pub(crate) fn log_sens2(d: &[f64], n: usize, b: usize, k: usize, grad: &mut [f64
             v[i..].iter_mut().zip(&c).for_each(|(o, ci)| *o += ci);
         }
         for i in (0..k).map(|i| i * b).take_while(|s| *s < n) {
-            gc[..n - i].iter_mut().zip(&v[i..]).for_each(|(g, vi)| *g += 2.0 * vi);
+            gc[..n - i]
+                .iter_mut()
+                .zip(&v[i..])
+                .for_each(|(g, vi)| *g += 2.0 * vi);
         }
         v.iter().map(|x| x * x).sum::<f64>()
     };
@@ -290,7 +293,11 @@ pub(crate) fn factorize(
     Ok(f)
 }
 
-fn inverse_toeplitz(spec: &FactorSpec, n: usize, d: Vec<f64>) -> Result<Factorization, FactorError> {
+fn inverse_toeplitz(
+    spec: &FactorSpec,
+    n: usize,
+    d: Vec<f64>,
+) -> Result<Factorization, FactorError> {
     Ok(Factorization {
         name: spec.method.name().to_string(),
         band: spec.band,
@@ -338,7 +345,11 @@ mod tests {
         let release = release_value(w, &f, part, Objective::MaxSe).unwrap();
         // The release rounds the sensitivity up by 1 + 2(n + k + 2)u.
         let rel = release / e.exact.exp() - 1.0;
-        assert!((0.0..1e-12).contains(&rel), "release {release} vs objective {}", e.exact.exp());
+        assert!(
+            (0.0..1e-12).contains(&rel),
+            "release {release} vs objective {}",
+            e.exact.exp()
+        );
     }
 
     fn workload(kind: Kind, n: usize, mu: f64, lambda: f64) -> Workload {
@@ -349,7 +360,11 @@ mod tests {
     #[test]
     fn adjoint_gradients_match_finite_differences_on_every_path() {
         let x: Vec<f64> = series::r_tilde(5)[1..].to_vec();
-        let wiggled: Vec<f64> = x.iter().enumerate().map(|(i, v)| v * (1.0 + 0.1 * i as f64)).collect();
+        let wiggled: Vec<f64> = x
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v * (1.0 + 0.1 * i as f64))
+            .collect();
         let n = 23;
         for w in [
             workload(Kind::Exponential, n, 0.4, 0.97),
@@ -377,7 +392,12 @@ mod tests {
             let a = eval(&geo, 8, 3, Objective::MeanSe, x, &mut g1, Agg::Mean);
             let b = eval(&generic, 8, 3, Objective::MeanSe, x, &mut g2, Agg::Mean);
             assert!(a.exact.is_finite());
-            assert!((a.exact - b.exact).abs() < 1e-12, "μ = {mu}: {} vs {}", a.exact, b.exact);
+            assert!(
+                (a.exact - b.exact).abs() < 1e-12,
+                "μ = {mu}: {} vs {}",
+                a.exact,
+                b.exact
+            );
             for (u, v) in g1.iter().zip(&g2) {
                 assert!((u - v).abs() < 1e-10 * (1.0 + u.abs()));
             }
@@ -389,8 +409,16 @@ mod tests {
         let w = workload(Kind::Constant, 20, 0.0, 1.0);
         // d = (1, 0.5): c alternates in sign, so the closed form's precondition fails.
         let mut g = vec![0.0];
-        assert!(eval(&w, 5, 3, Objective::MeanSe, &[0.5], &mut g, Agg::Mean).surrogate.is_infinite());
+        assert!(
+            eval(&w, 5, 3, Objective::MeanSe, &[0.5], &mut g, Agg::Mean)
+                .surrogate
+                .is_infinite()
+        );
         // Single participation needs no regime.
-        assert!(eval(&w, 1, 1, Objective::MeanSe, &[0.5], &mut g, Agg::Mean).surrogate.is_finite());
+        assert!(
+            eval(&w, 1, 1, Objective::MeanSe, &[0.5], &mut g, Agg::Mean)
+                .surrogate
+                .is_finite()
+        );
     }
 }
