@@ -21,14 +21,12 @@ struct Case {
 }
 
 impl Case {
+    /// `(β, μ, λ)` of the workload, `(b, k)` of the participation.
     fn new(
         kind: Kind,
         n: usize,
-        beta: f64,
-        mu: f64,
-        lambda: f64,
-        b: usize,
-        k: usize,
+        (beta, mu, lambda): (f64, f64, f64),
+        (b, k): (usize, usize),
         band: usize,
     ) -> Self {
         let schedule = LrSchedule::new(kind, n, beta, 0).unwrap();
@@ -108,19 +106,19 @@ fn check_orderings(case: &Case, objective: Objective) {
 fn optimized_methods_never_lose_to_their_closed_forms() {
     for objective in Objective::ALL {
         check_orderings(
-            &Case::new(Kind::Exponential, 96, 0.1, 0.0, 1.0, 24, 4, 8),
+            &Case::new(Kind::Exponential, 96, (0.1, 0.0, 1.0), (24, 4), 8),
             objective,
         );
         check_orderings(
-            &Case::new(Kind::Cosine, 80, 0.05, 0.5, 0.99, 16, 5, 6),
+            &Case::new(Kind::Cosine, 80, (0.05, 0.5, 0.99), (16, 5), 6),
             objective,
         );
         check_orderings(
-            &Case::new(Kind::Constant, 64, 1.0, 0.0, 1.0, 1, 1, 5),
+            &Case::new(Kind::Constant, 64, (1.0, 0.0, 1.0), (1, 1), 5),
             objective,
         );
         check_orderings(
-            &Case::new(Kind::Step { stages: 3 }, 70, 0.2, 0.0, 0.995, 10, 7, 10),
+            &Case::new(Kind::Step { stages: 3 }, 70, (0.2, 0.0, 0.995), (10, 7), 10),
             objective,
         );
     }
@@ -136,7 +134,7 @@ fn reported_sensitivity_is_never_below_brute_force() {
     ] {
         for objective in Objective::ALL {
             for (n, b, k) in [(12, 3, 3), (16, 4, 4), (10, 1, 1)] {
-                let case = Case::new(Kind::Exponential, n, 0.1, 0.3, 1.0, b, k, band);
+                let case = Case::new(Kind::Exponential, n, (0.1, 0.3, 1.0), (b, k), band);
                 let f = case.factorize(method, objective);
                 let s = errors(&case.w, &f, case.part).unwrap().sensitivity;
                 let exact = brute_force(&f.c.to_dense(), b, k);
@@ -152,7 +150,7 @@ fn reported_sensitivity_is_never_below_brute_force() {
 
 #[test]
 fn a_band_wider_than_the_separation_is_refused_for_bandmf() {
-    let case = Case::new(Kind::Exponential, 40, 0.1, 0.0, 1.0, 4, 3, 5);
+    let case = Case::new(Kind::Exponential, 40, (0.1, 0.0, 1.0), (4, 3), 5);
     for m in [Method::Bandmf, Method::LrBandmf] {
         let err = FactorSpec::for_schedule(m, Some(5), &case.schedule)
             .unwrap()
@@ -178,7 +176,7 @@ fn a_band_wider_than_the_separation_is_refused_for_bandmf() {
 
 #[test]
 fn optimization_is_deterministic() {
-    let case = Case::new(Kind::Cosine, 48, 0.1, 0.2, 1.0, 12, 4, 6);
+    let case = Case::new(Kind::Cosine, 48, (0.1, 0.2, 1.0), (12, 4), 6);
     for m in [Method::LrBandmf, Method::LrBandinv] {
         let a = case.factorize(m, Objective::MaxSe).c.to_dense();
         let b = case.factorize(m, Objective::MaxSe).c.to_dense();
@@ -212,11 +210,8 @@ fn lr_bandmf_matches_or_beats_jax_privacy() {
         let c = Case::new(
             kind,
             n,
-            num("lr_decay"),
-            num("momentum"),
-            num("weight_decay"),
-            num("min_sep") as usize,
-            num("participations") as usize,
+            (num("lr_decay"), num("momentum"), num("weight_decay")),
+            (num("min_sep") as usize, num("participations") as usize),
             num("band") as usize,
         );
         let f = c.factorize(Method::LrBandmf, objective);
