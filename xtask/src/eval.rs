@@ -52,6 +52,7 @@ pub fn args(
         participations,
         terms: Default::default(),
         strategy: None,
+        objective: "mean-se".to_string(),
     }
 }
 

@@ -4,7 +4,7 @@
 use crate::usage;
 use anyhow::Result;
 use clap::Args;
-use lrmf_factor::{FactorSpec, Factorization, Factorizer, Method, errors, lower_bound};
+use lrmf_factor::{FactorSpec, Factorization, Factorizer, Method, Objective, errors, lower_bound};
 use lrmf_privacy::Participation;
 use lrmf_schedule::{Kind, LrSchedule, Schedule};
 use lrmf_workload::Workload;
@@ -40,7 +40,7 @@ pub struct StrategyArgs {
         allow_negative_numbers = true
     )]
     pub weight_decay: f64,
-    /// Factorization method: identity, sqrt, lr-sqrt, bsr, lr-bsr, bisr, lr-bisr, dense-sqrt.
+    /// Factorization method: identity, sqrt, lr-sqrt, bsr, lr-bsr, bisr, lr-bisr, dense-sqrt, bandmf, lr-bandmf, bandinv, lr-bandinv.
     #[arg(long, default_value = "identity")]
     pub method: String,
     /// Band p of the banded methods (1 ≤ p ≤ n; with b-min-separation p ≤ min-sep keeps the cheap sensitivity). `compare` also takes `auto` (every power of two up to min-sep, or n) or a list such as 8,16,32, and reports each banded method at its best band.
@@ -58,6 +58,9 @@ pub struct StrategyArgs {
     /// A strategy C from a file instead of --method/--band: JSON written by `lrmf factorize --out` (or by hand: identity, toeplitz, inverse-toeplitz or dense C), or a float64 n × n `.npy`. Refused when its n, workload or participation differ from the other flags.
     #[arg(long, value_name = "FILE")]
     pub strategy: Option<std::path::PathBuf>,
+    /// What the optimized methods (bandmf, bandinv and their lr- forms) minimize: mean-se or max-se.
+    #[arg(long, default_value = "mean-se")]
+    pub objective: String,
 }
 
 /// A training run in the user's terms; `flags::apply_user_terms` turns them into `--n`,
@@ -195,11 +198,17 @@ impl StrategyArgs {
         }
     }
 
+    /// The objective named by `--objective`.
+    pub fn objective(&self) -> Result<Objective> {
+        self.objective.parse().map_err(usage)
+    }
+
     /// Validates and factorizes: the strategy C of `--method` for this workload.
     pub fn factorize(&self) -> Result<(Problem, Factorization)> {
         let problem = self.problem()?;
         let method = self.method()?;
-        let f = self.factorization(&problem, &spec(method, self.band()?, &problem)?)?;
+        let spec = spec(method, self.band()?, &problem)?.with_objective(self.objective()?);
+        let f = self.factorization(&problem, &spec)?;
         Ok((problem, f))
     }
 
@@ -272,6 +281,18 @@ pub struct ErrorsReport {
     pub noise_state_bytes_per_param: usize,
     /// Wall time of factorization and evaluation, in milliseconds.
     pub millis: f64,
+    /// The objective an optimized method minimized (absent for closed forms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub objective: Option<String>,
+    /// Optimizer iterations (optimized methods only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iterations: Option<usize>,
+    /// Whether the optimizer's stopping rule was met (optimized methods only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub converged: Option<bool>,
+    /// Wall time of the optimization alone, in milliseconds (optimized methods only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub optimize_millis: Option<f64>,
     /// Caveats (e.g. increasing rates are outside the paper's theory).
     pub notes: Vec<String>,
 }
@@ -306,7 +327,7 @@ fn evaluate_method_full(
     band: Option<usize>,
 ) -> Result<(Factorization, ErrorsReport)> {
     let start = Instant::now();
-    let spec = spec(method, band, problem)?;
+    let spec = spec(method, band, problem)?.with_objective(args.objective()?);
     let f = args.factorization(problem, &spec)?;
     let e = errors(&problem.workload, &f, problem.participation).map_err(usage)?;
     let millis = start.elapsed().as_secs_f64() * 1e3;
@@ -344,16 +365,25 @@ fn evaluate_method_full(
         mean_se: e.mean_se,
         lower_bound: None,
         millis,
+        objective: f.info.as_ref().map(|i| i.objective.name().to_string()),
+        iterations: f.info.as_ref().map(|i| i.iterations),
+        converged: f.info.as_ref().map(|i| i.converged),
+        optimize_millis: f.info.as_ref().map(|i| i.millis),
         notes,
     };
     Ok((f, report))
 }
 
+/// Largest n for which `compare` runs bandmf / lr-bandmf (O(n²·p) per optimizer iteration);
+/// beyond it they are skipped (`lrmf errors --method bandmf` still runs them).
+pub const COMPARE_MAX_BANDMF_N: usize = 2048;
+
 /// Every method side by side, best (lowest MaxSE) first. Methods that cannot run for these
-/// flags (banded ones without `--band`, dense-sqrt beyond its size limit) are left out and
-/// named in the second return value. With several bands (`--band auto` or a list) each banded
-/// method is reported at the band with the least MaxSE among those tried (bands it cannot
-/// take are skipped).
+/// flags (banded ones without `--band`, dense-sqrt beyond its size limit, bandmf with a band
+/// wider than the min-sep or beyond [`COMPARE_MAX_BANDMF_N`]) are left out and named in the
+/// second return value. With several bands (`--band auto` or a list) each banded method is
+/// reported at the band with the least MaxSE among those tried (bands it cannot take are
+/// skipped).
 pub fn compare(args: &StrategyArgs) -> Result<(Vec<ErrorsReport>, Vec<String>)> {
     let problem = args.problem()?;
     let lb = lower_bound(&problem.workload).ok();
@@ -376,8 +406,20 @@ pub fn compare(args: &StrategyArgs) -> Result<(Vec<ErrorsReport>, Vec<String>)> 
                 skipped.push(format!("{method}: needs --band"));
                 continue;
             }
+            let (n, part) = (problem.workload.n(), problem.participation);
+            let bandmf = matches!(method, Method::Bandmf | Method::LrBandmf);
+            if bandmf && n > COMPARE_MAX_BANDMF_N {
+                skipped.push(format!(
+                    "{method}: n > {COMPARE_MAX_BANDMF_N} (O(n²·p) per iteration)"
+                ));
+                continue;
+            }
             let mut best: Option<ErrorsReport> = None;
             for &p in &bands {
+                if bandmf && part.k() > 1 && p > part.min_sep() {
+                    skipped.push(format!("{method} band {p}: needs --band ≤ --min-sep"));
+                    continue;
+                }
                 match evaluate_method(args, &problem, method, Some(p)) {
                     Ok(r) if best.as_ref().is_none_or(|b| r.max_se < b.max_se) => best = Some(r),
                     Ok(_) => {}

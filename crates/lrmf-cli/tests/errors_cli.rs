@@ -82,7 +82,7 @@ fn compare_is_sorted_and_complete() {
         "4",
     ]);
     let rows = rows.as_array().unwrap();
-    assert_eq!(rows.len(), 8);
+    assert_eq!(rows.len(), 12);
     let max: Vec<f64> = rows.iter().map(|r| r["max_se"].as_f64().unwrap()).collect();
     assert!(max.windows(2).all(|w| w[0] <= w[1]));
     let lb = rows[0]["lower_bound"].as_f64().unwrap();
@@ -235,4 +235,68 @@ fn bad_input_exits_2_naming_the_flag() {
     check_bad(&["errors", "--n", "64", "--warmup", "64"], "--warmup");
     check_bad(&["errors", "--n", "5000", "--method", "dense-sqrt"], "--n");
     check_bad(&["compare", "--n", "0"], "--n");
+    check_bad(
+        &[
+            "errors",
+            "--n",
+            "64",
+            "--method",
+            "bandmf",
+            "--band",
+            "4",
+            "--objective",
+            "median-se",
+        ],
+        "--objective",
+    );
+    let wide = [
+        "errors",
+        "--n",
+        "64",
+        "--band",
+        "17",
+        "--min-sep",
+        "16",
+        "--participations",
+        "2",
+        "--method",
+    ];
+    check_bad(&[&wide[..], &["lr-bandmf"]].concat(), "--band");
+}
+
+#[test]
+fn optimized_methods_report_their_optimization() {
+    for objective in ["mean-se", "max-se"] {
+        let base = [
+            "errors",
+            "--json",
+            "--n",
+            "64",
+            "--schedule",
+            "exponential",
+            "--lr-decay",
+            "0.1",
+            "--band",
+            "8",
+            "--min-sep",
+            "16",
+            "--participations",
+            "4",
+            "--objective",
+            objective,
+            "--method",
+        ];
+        let lr = json(&[&base[..], &["lr-bandinv"]].concat());
+        assert_eq!(lr["objective"], objective);
+        assert!(lr["iterations"].as_u64().is_some() && lr["converged"].is_boolean());
+        assert!(lr["optimize_millis"].as_f64().unwrap() >= 0.0);
+        let closed = json(&[&base[..], &["lr-bisr"]].concat());
+        assert!(closed.get("objective").is_none());
+        let key = if objective == "mean-se" {
+            "mean_se"
+        } else {
+            "max_se"
+        };
+        assert!(lr[key].as_f64().unwrap() <= closed[key].as_f64().unwrap() * (1.0 + 1e-12));
+    }
 }

@@ -1,6 +1,7 @@
 //! Building the strategy matrix C of each method (MATH.md §4).
 
 use crate::error::{FactorError, invalid};
+use crate::optimize;
 use crate::{Method, Objective, OptimizeInfo};
 use lrmf_linalg::series::{self, Algorithm};
 use lrmf_linalg::{DenseLower, LinearOperator, LowerTriangular, ToeplitzLower};
@@ -111,8 +112,9 @@ impl Factorizer for FactorSpec {
     }
 
     /// Cost: identity O(1); sqrt O(n log n); bsr O(p²) (O(p log p) for large p); bisr the same;
-    /// dense-sqrt O(n³/6) (n ≤ [`MAX_DENSE_N`]).
-    fn factorize(&self, w: &Workload, _p: Participation) -> Result<Factorization, FactorError> {
+    /// dense-sqrt O(n³/6) (n ≤ [`MAX_DENSE_N`]); bandmf O(n²·p) per optimizer iteration, bandinv
+    /// O(n·p + n·k) per iteration on geometric schedules (see [`crate::optimize`]'s modules).
+    fn factorize(&self, w: &Workload, part: Participation) -> Result<Factorization, FactorError> {
         let n = w.n();
         let alpha = if self.method.is_lr_aware() {
             self.alpha
@@ -146,6 +148,12 @@ impl Factorizer for FactorSpec {
                 }
                 let wd = DenseLower::new(w.to_dense())?;
                 LowerTriangular::Dense(wd.sqrt()?)
+            }
+            Method::Bandmf | Method::LrBandmf => {
+                return optimize::bandmf::factorize(self, w, part, self.band_for(n)?);
+            }
+            Method::Bandinv | Method::LrBandinv => {
+                return optimize::bandinv::factorize(self, w, part, self.band_for(n)?);
             }
         };
         Ok(Factorization {

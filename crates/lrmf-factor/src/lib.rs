@@ -11,6 +11,8 @@
 //! | bsr / lr-bsr | first p coefficients of `√T` / `√T^α` | O(p) |
 //! | bisr / lr-bisr | `Toep(first p coefficients of (√T)⁻¹)⁻¹` (band on C⁻¹) | O(p) |
 //! | dense-sqrt | `W^{1/2}` (triangular Schur) | O(n²) |
+//! | bandmf / lr-bandmf | optimized column-normalized banded C, p bands (MATH.md §5b) | O(n·p) |
+//! | bandinv / lr-bandinv | `Toep(d)⁻¹`, d optimized (p coefficients, MATH.md §5b) | O(p) |
 //!
 //! T is the constant-rate Toeplitz series of the workload; `T^α_k = α^k T_k` carries the schedule
 //! (exactly for the exponential schedule, as the geometric surrogate α = β^{1/(n−1)} otherwise).
@@ -20,6 +22,7 @@ mod factorize;
 mod method;
 pub mod metrics;
 mod objective;
+mod optimize;
 
 pub use error::FactorError;
 pub use factorize::{FactorSpec, Factorization, Factorizer, MAX_DENSE_N};

@@ -23,11 +23,19 @@ pub enum Method {
     LrBisr,
     /// C = W^{1/2}, the principal square root of the true workload (dense, O(n³)).
     DenseSqrt,
+    /// Optimized column-normalized banded C (p bands, n·p entries) for the constant-rate workload.
+    Bandmf,
+    /// Optimized column-normalized banded C for the true workload (schedule, momentum, decay).
+    LrBandmf,
+    /// Optimized banded C⁻¹ = Toep(d), p coefficients, for the constant-rate workload.
+    Bandinv,
+    /// Optimized banded C⁻¹ = Toep(d) for the true workload.
+    LrBandinv,
 }
 
 impl Method {
     /// Every method, in the order of the paper's tables.
-    pub const ALL: [Method; 8] = [
+    pub const ALL: [Method; 12] = [
         Method::Identity,
         Method::Sqrt,
         Method::LrSqrt,
@@ -36,6 +44,10 @@ impl Method {
         Method::Bisr,
         Method::LrBisr,
         Method::DenseSqrt,
+        Method::Bandmf,
+        Method::LrBandmf,
+        Method::Bandinv,
+        Method::LrBandinv,
     ];
 
     /// The command-line name.
@@ -49,6 +61,10 @@ impl Method {
             Method::Bisr => "bisr",
             Method::LrBisr => "lr-bisr",
             Method::DenseSqrt => "dense-sqrt",
+            Method::Bandmf => "bandmf",
+            Method::LrBandmf => "lr-bandmf",
+            Method::Bandinv => "bandinv",
+            Method::LrBandinv => "lr-bandinv",
         }
     }
 
@@ -56,13 +72,31 @@ impl Method {
     pub fn is_banded(&self) -> bool {
         matches!(
             self,
-            Method::Bsr | Method::LrBsr | Method::Bisr | Method::LrBisr
+            Method::Bsr
+                | Method::LrBsr
+                | Method::Bisr
+                | Method::LrBisr
+                | Method::Bandmf
+                | Method::LrBandmf
+                | Method::Bandinv
+                | Method::LrBandinv
         )
     }
 
     /// True for the learning-rate-aware methods.
     pub fn is_lr_aware(&self) -> bool {
-        matches!(self, Method::LrSqrt | Method::LrBsr | Method::LrBisr)
+        matches!(
+            self,
+            Method::LrSqrt | Method::LrBsr | Method::LrBisr | Method::LrBandmf | Method::LrBandinv
+        )
+    }
+
+    /// True for the methods that run an optimizer (MATH.md §5b); the others are closed forms.
+    pub fn is_optimized(&self) -> bool {
+        matches!(
+            self,
+            Method::Bandmf | Method::LrBandmf | Method::Bandinv | Method::LrBandinv
+        )
     }
 
     /// The schedule-blind counterpart of an lr- method (itself otherwise).
@@ -71,6 +105,8 @@ impl Method {
             Method::LrSqrt => Method::Sqrt,
             Method::LrBsr => Method::Bsr,
             Method::LrBisr => Method::Bisr,
+            Method::LrBandmf => Method::Bandmf,
+            Method::LrBandinv => Method::Bandinv,
             m => *m,
         }
     }

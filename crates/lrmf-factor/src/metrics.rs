@@ -76,6 +76,9 @@ pub fn errors(w: &Workload, f: &Factorization, p: Participation) -> Result<Error
 /// `‖B[t, :]‖₂` for `B = W·C⁻¹`, by the cheapest exact path (see the module doc).
 pub fn b_row_norms(w: &Workload, c: &LowerTriangular) -> Result<Vec<f64>, FactorError> {
     let n = w.n();
+    if let LowerTriangular::Banded(cb) = c {
+        return banded_c_row_norms(w, cb);
+    }
     let Some(g) = c.inverse_toeplitz_coeffs(n) else {
         let b = b_dense(w, c)?;
         return Ok((0..n)
@@ -130,6 +133,46 @@ pub fn b_row_norms(w: &Workload, c: &LowerTriangular) -> Result<Vec<f64>, Factor
         out.push(norm2.sqrt());
     }
     Ok(out)
+}
+
+/// Row t of W from row t − 1 in place: `W[t, j] = λ·W[t−1, j] + χ_t·μ^{t−j}` (j ≤ t). O(t).
+pub(crate) fn next_workload_row(w: &Workload, t: usize, row: &mut [f64]) {
+    let (mu, lambda, ct) = (w.momentum(), w.weight_decay(), w.chi()[t]);
+    row[t] = 0.0;
+    if lambda != 1.0 {
+        row[..t].iter_mut().for_each(|v| *v *= lambda);
+    }
+    let mut mk = ct;
+    for v in row[..=t].iter_mut().rev() {
+        *v += mk;
+        mk *= mu;
+        if mk == 0.0 {
+            break;
+        }
+    }
+}
+
+/// Row norms of `B = W·C⁻¹` for a banded C with p bands: `B[t, :]·C = W[t, :]` on the leading
+/// (t+1)×(t+1) block, so row t is one banded back substitution `C_{t+1}⁻ᵀ·W[t, 0..=t]`.
+/// O(n²·p) time, O(n) memory.
+fn banded_c_row_norms(w: &Workload, c: &lrmf_linalg::BandedLower) -> Result<Vec<f64>, FactorError> {
+    let n = w.n();
+    if n > MAX_GENERIC_N {
+        return Err(invalid(
+            "n",
+            format!("errors of a banded C cost O(n²·p); n = {n} exceeds {MAX_GENERIC_N}"),
+        ));
+    }
+    let (mut wrow, mut x) = (vec![0.0f64; n], vec![0.0f64; n]);
+    Ok((0..n)
+        .map(|t| {
+            next_workload_row(w, t, &mut wrow);
+            let x = &mut x[..=t];
+            x.copy_from_slice(&wrow[..=t]);
+            c.solve_transpose_prefix_in_place(x);
+            x.iter().map(|v| v * v).sum::<f64>().sqrt()
+        })
+        .collect())
 }
 
 /// Row norms of `B = Toep(λ^k)·diag(χ)·Toep(m)` when m has p = len(m) coefficients. O(n·p).

@@ -6,12 +6,14 @@
 //! - [`ToeplitzLower`]: `Toep(c)`, the lower-triangular Toeplitz matrix with first column `c`
 //!   (a *banded* one when `c` has fewer than `n` entries). Products, inverses and square roots of
 //!   such matrices are products, inverses and square roots of truncated power series ([`series`]).
+//! - [`BandedLower`]: a general banded lower-triangular matrix (n·p free entries), for BandMF.
 //! - [`DenseLower`]: a general lower-triangular matrix (faer), for `dense-sqrt` and for oracles.
 //! - [`LowerTriangular`]: the closed set of shapes a factor `C` takes (identity, Toeplitz,
 //!   inverse of a Toeplitz, dense), with `apply`, `apply_transpose`, `solve` and `to_dense`.
 //!
 //! Everything here is pure, deterministic f64 arithmetic with no IO.
 
+mod banded;
 mod dense;
 mod error;
 pub mod fft;
@@ -19,6 +21,7 @@ mod lower;
 pub mod series;
 mod toeplitz;
 
+pub use banded::BandedLower;
 pub use dense::DenseLower;
 pub use error::LinalgError;
 pub use lower::{LinearOperator, LowerTriangular};

@@ -1,6 +1,6 @@
 //! The closed set of shapes a strategy matrix `C` takes, behind one operator interface.
 
-use crate::{DenseLower, LinalgError, ToeplitzLower};
+use crate::{BandedLower, DenseLower, LinalgError, ToeplitzLower};
 use faer::Mat;
 
 /// A square linear operator with products in both directions and an exact dense form for tests.
@@ -23,6 +23,7 @@ pub trait LinearOperator {
 /// | `Identity` | I | O(n) | O(1) |
 /// | `Toeplitz(t)` | `Toep(c)` (sqrt, BSR families) | O(n·p) or O(n log n) / O(n·p) | O(p) |
 /// | `InverseToeplitz(t)` | `Toep(d)⁻¹` (BISR family: the band is on `C⁻¹`) | O(n·p) / O(n·p) | O(p) |
+/// | `Banded(b)` | general banded, p bands (bandmf: one free entry per band entry) | O(n·p) / O(n·p) | O(n·p) |
 /// | `Dense(m)` | general (dense-sqrt) | O(n²) | O(n²) |
 #[derive(Debug, Clone)]
 pub enum LowerTriangular {
@@ -35,6 +36,8 @@ pub enum LowerTriangular {
     Toeplitz(ToeplitzLower),
     /// `Toep(d)⁻¹`: the stored Toeplitz matrix is the *inverse* of this operator.
     InverseToeplitz(ToeplitzLower),
+    /// A general (non-Toeplitz) banded lower-triangular matrix.
+    Banded(BandedLower),
     /// A general dense lower-triangular matrix.
     Dense(DenseLower),
 }
@@ -45,6 +48,7 @@ impl LowerTriangular {
         match self {
             Self::Identity { n } => *n,
             Self::Toeplitz(t) | Self::InverseToeplitz(t) => t.n(),
+            Self::Banded(b) => b.n(),
             Self::Dense(d) => d.n(),
         }
     }
@@ -55,11 +59,12 @@ impl LowerTriangular {
             Self::Identity { .. } => y.to_vec(),
             Self::Toeplitz(t) => t.solve(y),
             Self::InverseToeplitz(t) => t.apply(y),
+            Self::Banded(b) => b.solve(y),
             Self::Dense(d) => d.solve(y)?,
         })
     }
 
-    /// When `C` is Toeplitz (every variant but `Dense`), the first `len` coefficients of its
+    /// When `C` is Toeplitz (every variant but `Banded` and `Dense`), the first `len` coefficients of its
     /// first column. O(len·p).
     pub fn toeplitz_coeffs(&self, len: usize) -> Option<Vec<f64>> {
         let mut c = match self {
@@ -73,7 +78,7 @@ impl LowerTriangular {
                 crate::series::Algorithm::Recurrence,
             )
             .ok()?,
-            Self::Dense(_) => return None,
+            Self::Banded(_) | Self::Dense(_) => return None,
         };
         c.resize(len.min(self.n()), 0.0);
         Some(c)
@@ -90,7 +95,7 @@ impl LowerTriangular {
                 crate::series::Algorithm::Auto,
             )
             .ok()?,
-            Self::Dense(_) => return None,
+            Self::Banded(_) | Self::Dense(_) => return None,
         };
         c.resize(len.min(self.n()), 0.0);
         Some(c)
@@ -122,6 +127,7 @@ impl LinearOperator for LowerTriangular {
             Self::Identity { .. } => x.to_vec(),
             Self::Toeplitz(t) => t.apply(x),
             Self::InverseToeplitz(t) => t.solve(x),
+            Self::Banded(b) => b.apply(x),
             Self::Dense(d) => d.apply(x),
         }
     }
@@ -144,6 +150,7 @@ impl LinearOperator for LowerTriangular {
                 }
                 y
             }
+            Self::Banded(b) => b.apply_transpose(x),
             Self::Dense(d) => d.apply_transpose(x),
         }
     }
@@ -165,6 +172,7 @@ impl LinearOperator for LowerTriangular {
                 }
                 out
             }
+            Self::Banded(b) => b.to_dense(),
             Self::Dense(d) => d.as_mat().clone(),
         }
     }
@@ -219,5 +227,15 @@ mod tests {
             }
         });
         check(&LowerTriangular::Dense(DenseLower::new(dense).unwrap()));
+        let cols = (0..n * 3)
+            .map(|k| match (k / 3 + k % 3 >= n, k % 3) {
+                (true, _) => 0.0,
+                (false, 0) => 1.0 + 0.05 * (k / 3) as f64,
+                (false, i) => 0.3 / i as f64 - 0.01 * (k / 3) as f64,
+            })
+            .collect();
+        check(&LowerTriangular::Banded(
+            BandedLower::new(n, 3, cols).unwrap(),
+        ));
     }
 }

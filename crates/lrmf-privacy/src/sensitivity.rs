@@ -149,6 +149,7 @@ const GRAM_DP_WORK: f64 = 1e9;
 /// | identity | 1, exact | √k, exact |
 /// | Toeplitz c ≥ 0, non-increasing | ‖c‖, exact | closed form O(n·k) |
 /// | other Toeplitz | ‖c‖, exact | min(majorant O(n·k), Gram DP O(n²k), brute force) |
+/// | banded, p bands | max column norm O(n·p), exact | p ≤ b: disjoint columns O(n·(p + k)), exact; else as dense |
 /// | dense | max column norm O(n²), exact | min(triangle O(n²), Gram DP O(n³ + n²k), brute force) |
 pub fn sensitivity(c: &LowerTriangular, p: Participation) -> Result<Sensitivity, SensitivityError> {
     let n = c.n();
@@ -160,6 +161,15 @@ pub fn sensitivity(c: &LowerTriangular, p: Participation) -> Result<Sensitivity,
             value: round_up((k as f64).sqrt(), n, k),
             kind: SensitivityKind::Exact,
             how: "identity: √k",
+        });
+    }
+    if let LowerTriangular::Banded(m) = c
+        && (k == 1 || m.band() <= b)
+    {
+        return Ok(Sensitivity {
+            value: round_up(banded_disjoint(m, b, k), n, k),
+            kind: SensitivityKind::Exact,
+            how: "banded C with p ≤ b: disjoint columns, best b-separated sum of squared column norms",
         });
     }
     if let Some(coeffs) = c.toeplitz_coeffs(n) {
@@ -258,6 +268,21 @@ pub fn closed_form_toeplitz(c: &[f64], b: usize, k: usize) -> Option<f64> {
         return None;
     }
     Some(shifted_sum_norm(c, b, k))
+}
+
+/// The exact sensitivity of a banded C with p ≤ b bands (or k = 1):
+/// `√(max_π Σ_{j∈π} ‖C[:, j]‖²)`, the best b-separated sum of squared column norms. O(n·(p + k)).
+///
+/// # Privacy contract
+/// Equal to the true value: columns j < j' with j' − j ≥ b ≥ p occupy the disjoint row ranges
+/// `[j, j + p)` and `[j', j' + p)`, so `‖Σ_{j∈π} C[:, j]‖² = Σ_{j∈π} ‖C[:, j]‖²` for every valid π,
+/// whatever the signs of the entries; the maximum over π is an exact dynamic program. Callers
+/// check p ≤ b (or k = 1) first.
+pub fn banded_disjoint(c: &lrmf_linalg::BandedLower, b: usize, k: usize) -> f64 {
+    let w: Vec<f64> = (0..c.n())
+        .map(|j| c.column(j).iter().map(|v| v * v).sum())
+        .collect();
+    separated_best(&w, b, k)[k].max(0.0).sqrt()
 }
 
 fn shifted_sum_norm(c: &[f64], b: usize, k: usize) -> f64 {
@@ -423,7 +448,7 @@ pub fn brute_force(c: &Mat<f64>, b: usize, k: usize) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lrmf_linalg::{DenseLower, ToeplitzLower};
+    use lrmf_linalg::{BandedLower, DenseLower, ToeplitzLower};
     use proptest::prelude::*;
 
     fn check(c: &LowerTriangular, b: usize, k: usize) -> Sensitivity {
@@ -510,6 +535,19 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn banded_is_exact_when_the_band_fits_the_separation(raw in prop::collection::vec(-1.0f64..1.0, 1..=60), p in 1usize..5, b in 1usize..6, k in 1usize..5) {
+            let n = (raw.len() / p).clamp(1, 14);
+            let p = p.min(n);
+            let cols: Vec<f64> = (0..n * p).map(|q| if q / p + q % p >= n { 0.0 } else if q % p == 0 { 0.5 + raw[q % raw.len()].abs() } else { raw[q % raw.len()] }).collect();
+            let c = LowerTriangular::Banded(BandedLower::new(n, p, cols).unwrap());
+            let k = k.min(n.div_ceil(b));
+            let s = check(&c, b, k);
+            if k == 1 || p <= b {
+                prop_assert_eq!(s.kind, SensitivityKind::Exact);
+            }
+        }
+
         #[test]
         fn closed_form_equals_brute_force(raw in prop::collection::vec(0.0f64..1.0, 1..=12), b in 1usize..5, k in 1usize..6) {
             let n = raw.len();

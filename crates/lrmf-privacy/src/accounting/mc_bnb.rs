@@ -422,6 +422,11 @@ fn check_non_negative(c: &LowerTriangular) -> Result<()> {
             }
             (lo, hi)
         }
+        LowerTriangular::Banded(b) => {
+            let lo = b.cols().iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = b.cols().iter().fold(0.0f64, |a, v| a.max(v.abs()));
+            (lo, hi)
+        }
         _ => {
             let coeffs = c.toeplitz_coeffs(n).ok_or_else(|| {
                 AccountingError::Strategy("cannot read the strategy's Toeplitz coefficients".into())
@@ -666,6 +671,19 @@ mod tests {
         check(
             e(MonteCarloBnb::new(&neg, 2, 1.0, opts(10, 1))).contains("non-negative"),
             "negative C",
+        );
+        let cols = vec![1.0, -0.5, 1.0, 0.5, 1.0, 0.0];
+        let neg = LowerTriangular::Banded(lrmf_linalg::BandedLower::new(3, 2, cols).unwrap());
+        check(
+            e(MonteCarloBnb::new(&neg, 1, 1.0, opts(10, 1))).contains("non-negative"),
+            "negative banded C",
+        );
+        let pos = LowerTriangular::Banded(
+            lrmf_linalg::BandedLower::new(3, 2, vec![1.0, 0.5, 1.0, 0.5, 1.0, 0.0]).unwrap(),
+        );
+        check(
+            MonteCarloBnb::new(&pos, 1, 1.0, opts(10, 1)).is_ok(),
+            "non-negative banded C",
         );
         let a = MonteCarloBnb::new(&c, 2, 1.0, opts(100, 1)).unwrap();
         // 100 samples cannot certify δ = 1e-5.
