@@ -27,7 +27,7 @@
 //! non-negative); other strategies are refused rather than risk an under-stated ε.
 //!
 //! # Estimator and confidence bound (privacy contract)
-//! Samples are drawn in fixed chunks of [`CHUNK`] with a ChaCha20 stream per chunk, so the
+//! Samples are drawn in fixed chunks of [`CHUNK`] with a ChaCha8 stream per chunk, so the
 //! answer does not depend on the number of threads. Both directions use the same normal
 //! draws w; each direction's samples are i.i.d. on their own, and only per-direction bounds are
 //! used.
@@ -74,7 +74,7 @@ use super::{
     check_epsilon_arg, check_noise_multiplier, invalid,
 };
 use lrmf_linalg::{LinearOperator, LowerTriangular};
-use rand_chacha::ChaCha20Rng;
+use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
@@ -90,6 +90,8 @@ pub const VERIFY_ROUNDS: u64 = 4;
 /// Stream families of pilot runs (which choose the tilt) are `PILOT_FAMILY | round`, apart
 /// from every main round's family.
 const PILOT_FAMILY: u64 = 1 << 20;
+/// The ε search of `epsilon()` starts at this fraction of the pilot's point estimate.
+const PILOT_FLOOR: f64 = 0.97;
 
 /// Options of the Monte Carlo accountant.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -138,8 +140,8 @@ struct Losses {
 }
 
 /// Importance-sampled "remove" direction: the samples with L > 0 drawn from the tilted
-/// proposal, as (L_j, ln W_j) sorted by L descending, the sample count and the range bound's
-/// parameters (see [`MonteCarloBnb`]'s module doc).
+/// proposal, as (L_j, ln W_j) sorted by L descending, the sample count, the range bound's
+/// parameters and the split of the summands (see the module doc).
 #[derive(Debug, Clone)]
 struct Weighted {
     /// (privacy loss L_j, log likelihood ratio ln W_j = ln dP/dProp), L_j > 0, L descending.
@@ -149,7 +151,26 @@ struct Weighted {
     lambda: f64,
     /// κ = λ(1 + λ)·max_i ‖v_i‖²/(2z²).
     kappa: f64,
+    /// The bound is only evaluated for ε ≥ `eps_lo` (below: 1, "not certified").
+    eps_lo: f64,
+    /// The split point T: X = min(X, T) + (X − T)₊.
+    cap: f64,
+    /// The range of (X − T)₊ for every ε ≥ `eps_lo`: M(eps_lo) − T.
+    range_high: f64,
 }
+
+/// Sums over the samples at one ε: X∧T (mean, second moment, largest) and (X − T)₊ (mean).
+struct Moments {
+    low_mean: f64,
+    low_second: f64,
+    low_largest: f64,
+    high_mean: f64,
+    high_largest: f64,
+}
+
+/// T = M(eps_lo) / CAP_DIVISOR: the empirical-Bernstein part sees a range 16× smaller; the
+/// rare values above T (none in typical runs) go to a KL bound.
+const CAP_DIVISOR: f64 = 16.0;
 
 impl Weighted {
     /// The proved range bound: for L > ε, W·(1 − e^{ε−L}) ≤ M(ε) =
@@ -162,35 +183,76 @@ impl Weighted {
         (self.kappa - l * epsilon + l * l.ln() - (1.0 + l) * (1.0 + l).ln()).exp()
     }
 
-    /// (mean, second moment, largest value) of X_j(ε) = W_j (1 − e^{ε − L_j})₊ over all m
-    /// samples. O(#{L_j > ε}).
-    fn moments(&self, epsilon: f64) -> (f64, f64, f64) {
-        let (mut s1, mut s2, mut mx) = (0.0f64, 0.0f64, 0.0f64);
+    /// Fixes the search floor `eps_lo` (chosen before the samples were drawn) and with it the
+    /// split T and the range of the part above T, which then hold for every ε ≥ `eps_lo`.
+    fn split_at(mut self, eps_lo: f64) -> Self {
+        self.eps_lo = eps_lo.max(0.0);
+        self.cap = self.range(self.eps_lo) / CAP_DIVISOR;
+        // Each X_j is non-increasing in ε, so its value at eps_lo bounds it above eps_lo; the
+        // max only matters if f64 rounding pushed a value past the proved bound.
+        let seen = self.moments(self.eps_lo).high_largest;
+        self.range_high = (self.range(self.eps_lo) - self.cap).max(seen);
+        self
+    }
+
+    /// The sums of [`Moments`] for X_j(ε) = W_j (1 − e^{ε − L_j})₊ over all m samples.
+    /// O(#{L_j > ε}).
+    fn moments(&self, epsilon: f64) -> Moments {
+        let (mut s1, mut s2, mut mx, mut h1, mut hx) = (0.0f64, 0.0f64, 0.0f64, 0.0f64, 0.0f64);
         for &(l, ln_w) in &self.samples {
             if l <= epsilon {
                 break;
             }
             let x = ln_w.exp() * -(epsilon - l).exp_m1();
-            s1 += x;
-            s2 += x * x;
-            mx = mx.max(x);
+            let low = x.min(self.cap);
+            s1 += low;
+            s2 += low * low;
+            mx = mx.max(low);
+            h1 += x - low;
+            hx = hx.max(x - low);
         }
         let m = self.m as f64;
-        (s1 / m, s2 / m, mx)
+        Moments {
+            low_mean: s1 / m,
+            low_second: s2 / m,
+            low_largest: mx,
+            high_mean: h1 / m,
+            high_largest: hx,
+        }
     }
 
-    /// Empirical-Bernstein upper confidence bound (Maurer & Pontil 2009, Thm. 4) on
-    /// δ_remove(ε) = E[X(ε)] at level α, with the sample variance replaced by the larger
-    /// m/(m−1)·(second moment) so that the bound is non-increasing in ε:
-    /// X̄ + √(2·S₂·ln(2/α)/(m−1)) + 7·M·ln(2/α)/(3(m−1)). O(#{L_j > ε}).
+    /// The sample mean of X(ε) (the unbiased importance-sampling estimate). O(#{L_j > ε}).
+    fn mean(&self, epsilon: f64) -> f64 {
+        let mo = self.moments(epsilon);
+        mo.low_mean + mo.high_mean
+    }
+
+    /// Upper confidence bound on δ_remove(ε) = E[X(ε)] at level α, for ε ≥ `eps_lo` (1 below),
+    /// as the sum of two bounds at level α/2 each:
+    /// - X∧T ∈ [0, min(T, M(ε))]: empirical Bernstein (Maurer & Pontil 2009, Thm. 4), the
+    ///   sample variance replaced by the larger m/(m−1)·(second moment) so that the bound is
+    ///   non-increasing in ε: mean + √(2·S₂·ln(4/α)/(m−1)) + 7·range·ln(4/α)/(3(m−1));
+    /// - (X − T)₊ ∈ [0, R], R = M(eps_lo) − T fixed: the Chernoff–Hoeffding KL bound on the
+    ///   rescaled variables, R · kl_ucb(mean/R).
+    ///
+    /// Both are non-increasing in ε. O(#{L_j > ε}).
     fn ucb(&self, epsilon: f64, alpha: f64) -> f64 {
-        let (mean, second, largest) = self.moments(epsilon);
-        // The proved bound, or the largest value seen if f64 rounding pushed one past it (a
-        // larger range only loosens the bound).
-        let range = self.range(epsilon).max(largest);
+        if epsilon < self.eps_lo {
+            return 1.0;
+        }
+        let mo = self.moments(epsilon);
         let m1 = (self.m.max(2) - 1) as f64;
-        let log = (2.0 / alpha).ln();
-        mean + (2.0 * second * log / m1).sqrt() + 7.0 * range * log / (3.0 * m1)
+        let log = (4.0 / alpha).ln();
+        let range_low = self.cap.min(self.range(epsilon)).max(mo.low_largest);
+        let low = mo.low_mean
+            + (2.0 * mo.low_second * log / m1).sqrt()
+            + 7.0 * range_low * log / (3.0 * m1);
+        let high = if self.range_high > 0.0 {
+            self.range_high * kl_upper_bound(mo.high_mean / self.range_high, self.m, alpha / 2.0)
+        } else {
+            0.0
+        };
+        (low + high).min(1.0)
     }
 }
 
@@ -374,7 +436,14 @@ impl MonteCarloBnb {
     /// the remove direction importance-sampled ([`Weighted`]) and the add direction plain
     /// ([`Losses`]). Both directions share the draws w; each direction's samples are i.i.d.,
     /// which is all its bound needs. O(m·b²) (O(m·b) when the Cholesky factor is diagonal).
-    fn draw(&self, z: f64, lambda: f64, m: usize, family: u64) -> Result<(Weighted, Losses)> {
+    fn draw(
+        &self,
+        z: f64,
+        lambda: f64,
+        m: usize,
+        family: u64,
+        with_add: bool,
+    ) -> Result<(Weighted, Losses)> {
         use rand::RngExt;
         let b = self.bins;
         let chunks = m.div_ceil(CHUNK);
@@ -401,7 +470,7 @@ impl MonteCarloBnb {
         let per_chunk: Vec<Chunk> = (0..chunks)
             .into_par_iter()
             .map(|ch| {
-                let mut rng = ChaCha20Rng::seed_from_u64(self.seed);
+                let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
                 rng.set_stream((family << 40) | ch as u64);
                 let (start, end) = (ch * CHUNK, ((ch + 1) * CHUNK).min(m));
                 let mut w = vec![0.0f64; b];
@@ -433,6 +502,9 @@ impl MonteCarloBnb {
                         }
                         out.0.push((l_remove, l_remove - lse(&s)));
                     }
+                    if !with_add {
+                        continue;
+                    }
                     for ((si, ui), mi) in s.iter_mut().zip(&u).zip(&add) {
                         *si = mi + ui * inv_z;
                     }
@@ -463,6 +535,9 @@ impl MonteCarloBnb {
                 m,
                 lambda,
                 kappa,
+                eps_lo: 0.0,
+                cap: f64::INFINITY,
+                range_high: 0.0,
             },
             Losses { positive: add_l, m },
         ))
@@ -497,28 +572,34 @@ impl MonteCarloBnb {
         Ok(())
     }
 
-    /// The tilt for `epsilon()` at (z, δ), from a pilot run on its own stream family (so the
-    /// main samples stay independent of it): the point estimate of ε with m/8 samples tilted
-    /// for the unamplified Gaussian ε. O(m·b²/8).
-    fn pilot_tilt(&self, z: f64, delta: f64, round: u64) -> Result<f64> {
+    /// The tilt and search floor for `epsilon()` at (z, δ), from a pilot run on its own stream
+    /// family (so the main samples stay independent of both): the point estimate ε̂ of ε with
+    /// m/8 samples tilted for the unamplified Gaussian ε; returns (λ for ε̂, floor 0.97·ε̂).
+    /// O(m·b²/8).
+    fn pilot(&self, z: f64, delta: f64, round: u64) -> Result<(f64, f64)> {
         let guess = super::AnalyticGaussian.epsilon(z, delta)?;
         let m = self.samples.div_ceil(8).max(CHUNK);
-        let (rem, _) = self.draw(z, self.tilt(z, guess), m, PILOT_FAMILY | round)?;
-        let point = bisect_epsilon(|e| Ok(rem.moments(e).0), delta, 1e-6)?;
-        Ok(self.tilt(z, point))
+        let (rem, _) = self.draw(z, self.tilt(z, guess), m, PILOT_FAMILY | round, false)?;
+        let point = bisect_epsilon(|e| Ok(rem.mean(e)), delta, 1e-6)?;
+        Ok((self.tilt(z, point), PILOT_FLOOR * point))
     }
 
+    /// ε at (z, δ): pilot, one draw, then the smallest ε ≥ the pilot's floor whose bound is ≤ δ
+    /// in each direction (below the floor the remove bound reports 1, so the answer is at
+    /// least the floor — conservative if the true ε is lower).
     fn epsilon_at_level(&self, z: f64, delta: f64, alpha: f64, round: u64) -> Result<f64> {
         self.check_floor(delta, alpha)?;
-        let lambda = self.pilot_tilt(z, delta, round)?;
-        let (rem, add) = self.draw(z, lambda, self.samples, round)?;
+        let (lambda, floor) = self.pilot(z, delta, round)?;
+        let (rem, add) = self.draw(z, lambda, self.samples, round, true)?;
+        let rem = rem.split_at(floor);
         let e_rem = bisect_epsilon(|e| Ok(rem.ucb(e, alpha)), delta, 1e-10)?;
         let e_add = bisect_epsilon(|e| Ok(Self::ucb(&add, e, alpha)), delta, 1e-10)?;
         Ok(e_rem.max(e_add))
     }
 
     fn delta_at_level(&self, z: f64, epsilon: f64, alpha: f64, round: u64) -> Result<f64> {
-        let (rem, add) = self.draw(z, self.tilt(z, epsilon), self.samples, round)?;
+        let (rem, add) = self.draw(z, self.tilt(z, epsilon), self.samples, round, true)?;
+        let rem = rem.split_at(epsilon);
         Ok(rem.ucb(epsilon, alpha).max(Self::ucb(&add, epsilon, alpha)))
     }
 
@@ -529,8 +610,8 @@ impl MonteCarloBnb {
         check_noise_multiplier(noise_multiplier)?;
         check_epsilon_arg(epsilon)?;
         let z = noise_multiplier;
-        let (rem, add) = self.draw(z, self.tilt(z, epsilon), self.samples, 0)?;
-        Ok([rem.moments(epsilon).0, Self::mean(&add, epsilon)])
+        let (rem, add) = self.draw(z, self.tilt(z, epsilon), self.samples, 0, true)?;
+        Ok([rem.mean(epsilon), Self::mean(&add, epsilon)])
     }
 
     /// Point estimate of ε(δ) (smallest ε with both directions' sample means ≤ δ, same samples
@@ -540,8 +621,9 @@ impl MonteCarloBnb {
         check_noise_multiplier(noise_multiplier)?;
         check_delta(delta)?;
         let z = noise_multiplier;
-        let (rem, add) = self.draw(z, self.pilot_tilt(z, delta, 0)?, self.samples, 0)?;
-        let e_rem = bisect_epsilon(|e| Ok(rem.moments(e).0), delta, 1e-10)?;
+        let (lambda, _) = self.pilot(z, delta, 0)?;
+        let (rem, add) = self.draw(z, lambda, self.samples, 0, true)?;
+        let e_rem = bisect_epsilon(|e| Ok(rem.mean(e)), delta, 1e-10)?;
         let e_add = bisect_epsilon(|e| Ok(Self::mean(&add, e)), delta, 1e-10)?;
         Ok(e_rem.max(e_add))
     }
