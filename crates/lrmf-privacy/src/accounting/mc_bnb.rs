@@ -433,9 +433,10 @@ impl MonteCarloBnb {
     }
 
     /// Draws `m` samples from stream family `family` at noise multiplier z and proposal tilt λ:
-    /// the remove direction importance-sampled ([`Weighted`]) and the add direction plain
-    /// ([`Losses`]). Both directions share the draws w; each direction's samples are i.i.d.,
-    /// which is all its bound needs. O(m·b²) (O(m·b) when the Cholesky factor is diagonal).
+    /// the remove direction importance-sampled ([`Weighted`], samples with L > `floor` kept)
+    /// and the add direction plain ([`Losses`], skipped unless `with_add`). Both directions
+    /// share the draws w; each direction's samples are i.i.d., which is all its bound needs.
+    /// O(m·b²) (O(m·b) when the Cholesky factor is diagonal).
     fn draw(
         &self,
         z: f64,
@@ -443,75 +444,22 @@ impl MonteCarloBnb {
         m: usize,
         family: u64,
         with_add: bool,
+        floor: f64,
     ) -> Result<(Weighted, Losses)> {
-        use rand::RngExt;
-        let b = self.bins;
-        let chunks = m.div_ceil(CHUNK);
-        let inv_z = 1.0 / z;
-        let inv_z2 = inv_z * inv_z;
-        let ln_b = (b as f64).ln();
-        let half_norm = |i: usize| 0.5 * self.gram[i * b + i] * inv_z2;
-        // Remove, proposal component i*: y = (1+λ)v_{i*} + z·g, scores
-        // a_i = ((1+λ)G[i*, i] − G[i, i]/2)/z² + u_i/z; add: a_i = −G[i, i]/(2z²) + u_i/z.
-        let remove: Vec<f64> = (0..b * b)
-            .map(|r| (1.0 + lambda) * self.gram[r] * inv_z2 - half_norm(r % b))
-            .collect();
-        let add: Vec<f64> = (0..b).map(|i| -half_norm(i)).collect();
-        // ln dProp/dQ = lse_i((1+λ)a_i − λ(1+λ)‖v_i‖²/(2z²)) − ln b.
-        let shift: Vec<f64> = (0..b)
-            .map(|i| lambda * (1.0 + lambda) * half_norm(i))
-            .collect();
-        // ln((1/b) Σ_i e^{s_i}) without overflow. O(b).
-        let lse = |s: &[f64]| -> f64 {
-            let mx = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            mx + s.iter().map(|v| (v - mx).exp()).sum::<f64>().ln() - ln_b
-        };
-        type Chunk = (Vec<(f64, f64)>, Vec<f64>);
-        let per_chunk: Vec<Chunk> = (0..chunks)
+        let scores = Scores::new(self, z, lambda, floor);
+        let per_chunk: Vec<Chunk> = (0..m.div_ceil(CHUNK))
             .into_par_iter()
             .map(|ch| {
                 let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
                 rng.set_stream((family << 40) | ch as u64);
-                let (start, end) = (ch * CHUNK, ((ch + 1) * CHUNK).min(m));
-                let mut w = vec![0.0f64; b];
-                let mut u = vec![0.0f64; b];
-                let mut a = vec![0.0f64; b];
-                let mut s = vec![0.0f64; b];
+                let mut buf = [
+                    vec![0.0f64; self.bins],
+                    vec![0.0; self.bins],
+                    vec![0.0; self.bins],
+                ];
                 let mut out: Chunk = (Vec::new(), Vec::new());
-                for _ in start..end {
-                    for wi in w.iter_mut() {
-                        *wi = StandardNormal.sample(&mut rng);
-                    }
-                    let istar = rng.random_range(0..b);
-                    // u = R w, column by column (axpy; columns cut at their last non-zero).
-                    u.fill(0.0);
-                    for (c, &wc) in w.iter().enumerate() {
-                        let col = &self.chol_cols[c * b + c..c * b + self.col_end[c]];
-                        for (ui, r) in u[c..self.col_end[c]].iter_mut().zip(col) {
-                            *ui += r * wc;
-                        }
-                    }
-                    let row = &remove[istar * b..(istar + 1) * b];
-                    for ((ai, ui), mi) in a.iter_mut().zip(&u).zip(row) {
-                        *ai = mi + ui * inv_z;
-                    }
-                    let l_remove = lse(&a);
-                    if l_remove > 0.0 || l_remove.is_nan() {
-                        for ((si, ai), ci) in s.iter_mut().zip(&a).zip(&shift) {
-                            *si = (1.0 + lambda) * ai - ci;
-                        }
-                        out.0.push((l_remove, l_remove - lse(&s)));
-                    }
-                    if !with_add {
-                        continue;
-                    }
-                    for ((si, ui), mi) in s.iter_mut().zip(&u).zip(&add) {
-                        *si = mi + ui * inv_z;
-                    }
-                    let l_add = -lse(&s);
-                    if l_add > 0.0 || l_add.is_nan() {
-                        out.1.push(l_add);
-                    }
+                for _ in ch * CHUNK..((ch + 1) * CHUNK).min(m) {
+                    scores.sample(&mut rng, &mut buf, &mut out, with_add);
                 }
                 out
             })
@@ -528,19 +476,17 @@ impl MonteCarloBnb {
         }
         rem.sort_by(|x, y| y.0.total_cmp(&x.0));
         add_l.sort_by(|x, y| y.total_cmp(x));
-        let kappa = lambda * (1.0 + lambda) * 0.5 * self.max_norm2() * inv_z2;
-        Ok((
-            Weighted {
-                samples: rem,
-                m,
-                lambda,
-                kappa,
-                eps_lo: 0.0,
-                cap: f64::INFINITY,
-                range_high: 0.0,
-            },
-            Losses { positive: add_l, m },
-        ))
+        let kappa = lambda * (1.0 + lambda) * 0.5 * self.max_norm2() / (z * z);
+        let weighted = Weighted {
+            samples: rem,
+            m,
+            lambda,
+            kappa,
+            eps_lo: 0.0,
+            cap: f64::INFINITY,
+            range_high: 0.0,
+        };
+        Ok((weighted.split_at(floor), Losses { positive: add_l, m }))
     }
 
     /// V̄(ε) = (1/m) Σ_j (1 − e^{ε − L_j})₊. O(#{L_j > ε}).
@@ -579,7 +525,7 @@ impl MonteCarloBnb {
     fn pilot(&self, z: f64, delta: f64, round: u64) -> Result<(f64, f64)> {
         let guess = super::AnalyticGaussian.epsilon(z, delta)?;
         let m = self.samples.div_ceil(8).max(CHUNK);
-        let (rem, _) = self.draw(z, self.tilt(z, guess), m, PILOT_FAMILY | round, false)?;
+        let (rem, _) = self.draw(z, self.tilt(z, guess), m, PILOT_FAMILY | round, false, 0.0)?;
         let point = bisect_epsilon(|e| Ok(rem.mean(e)), delta, 1e-6)?;
         Ok((self.tilt(z, point), PILOT_FLOOR * point))
     }
@@ -590,16 +536,14 @@ impl MonteCarloBnb {
     fn epsilon_at_level(&self, z: f64, delta: f64, alpha: f64, round: u64) -> Result<f64> {
         self.check_floor(delta, alpha)?;
         let (lambda, floor) = self.pilot(z, delta, round)?;
-        let (rem, add) = self.draw(z, lambda, self.samples, round, true)?;
-        let rem = rem.split_at(floor);
+        let (rem, add) = self.draw(z, lambda, self.samples, round, true, floor)?;
         let e_rem = bisect_epsilon(|e| Ok(rem.ucb(e, alpha)), delta, 1e-10)?;
         let e_add = bisect_epsilon(|e| Ok(Self::ucb(&add, e, alpha)), delta, 1e-10)?;
         Ok(e_rem.max(e_add))
     }
 
     fn delta_at_level(&self, z: f64, epsilon: f64, alpha: f64, round: u64) -> Result<f64> {
-        let (rem, add) = self.draw(z, self.tilt(z, epsilon), self.samples, round, true)?;
-        let rem = rem.split_at(epsilon);
+        let (rem, add) = self.draw(z, self.tilt(z, epsilon), self.samples, round, true, epsilon)?;
         Ok(rem.ucb(epsilon, alpha).max(Self::ucb(&add, epsilon, alpha)))
     }
 
@@ -610,7 +554,7 @@ impl MonteCarloBnb {
         check_noise_multiplier(noise_multiplier)?;
         check_epsilon_arg(epsilon)?;
         let z = noise_multiplier;
-        let (rem, add) = self.draw(z, self.tilt(z, epsilon), self.samples, 0, true)?;
+        let (rem, add) = self.draw(z, self.tilt(z, epsilon), self.samples, 0, true, 0.0)?;
         Ok([rem.mean(epsilon), Self::mean(&add, epsilon)])
     }
 
@@ -622,10 +566,142 @@ impl MonteCarloBnb {
         check_delta(delta)?;
         let z = noise_multiplier;
         let (lambda, _) = self.pilot(z, delta, 0)?;
-        let (rem, add) = self.draw(z, lambda, self.samples, 0, true)?;
+        let (rem, add) = self.draw(z, lambda, self.samples, 0, true, 0.0)?;
         let e_rem = bisect_epsilon(|e| Ok(rem.mean(e)), delta, 1e-10)?;
         let e_add = bisect_epsilon(|e| Ok(Self::mean(&add, e)), delta, 1e-10)?;
         Ok(e_rem.max(e_add))
+    }
+}
+
+/// One chunk's output: remove samples (L, ln W) with L > floor, add losses > 0.
+type Chunk = (Vec<(f64, f64)>, Vec<f64>);
+
+/// The per-draw constants of the privacy-loss computation at noise multiplier z and tilt λ.
+///
+/// With q_i = −G[i, i]/(2z²) + u_i/z (the add direction's scores, y = z·g) and
+/// Δ_i = (1+λ)G[i*, i]/z² ≥ 0 (C ≥ 0 ⇒ G ≥ 0), the remove scores under proposal component i*
+/// are a_i = q_i + Δ_i, non-zero Δ only where row i* of G is. For a sparse row, writing
+/// Σ e^{a_i} = Σ e^{q_i} + Σ_{Δ_i > 0} e^{q_i + Δ_i}(1 − e^{−Δ_i}) (every term ≥ 0, no
+/// cancellation) reuses the add direction's b exponentials: for C = I the remove loss costs
+/// two more, not b. A dense row is summed directly. The proposal's lse is only computed for
+/// samples above the floor (the only ones the bounds read).
+struct Scores<'a> {
+    acc: &'a MonteCarloBnb,
+    inv_z: f64,
+    ln_b: f64,
+    lambda: f64,
+    floor: f64,
+    /// q's offsets −G[i, i]/(2z²).
+    add: Vec<f64>,
+    /// Row i* of Δ: its non-zero entries (i, Δ_i).
+    rows: Vec<Vec<(usize, f64)>>,
+    /// λ(1+λ)G[i, i]/(2z²): ln dProp/dQ = lse_i((1+λ)a_i − shift_i) − ln b.
+    shift: Vec<f64>,
+}
+
+impl<'a> Scores<'a> {
+    fn new(acc: &'a MonteCarloBnb, z: f64, lambda: f64, floor: f64) -> Self {
+        let b = acc.bins;
+        let inv_z2 = 1.0 / (z * z);
+        let half_norm = |i: usize| 0.5 * acc.gram[i * b + i] * inv_z2;
+        let rows = (0..b)
+            .map(|r| {
+                (0..b)
+                    .filter(|&i| acc.gram[r * b + i] != 0.0)
+                    .map(|i| (i, (1.0 + lambda) * acc.gram[r * b + i] * inv_z2))
+                    .collect()
+            })
+            .collect();
+        Self {
+            acc,
+            inv_z: 1.0 / z,
+            ln_b: (b as f64).ln(),
+            lambda,
+            floor: floor.max(0.0),
+            add: (0..b).map(|i| -half_norm(i)).collect(),
+            rows,
+            shift: (0..b)
+                .map(|i| lambda * (1.0 + lambda) * half_norm(i))
+                .collect(),
+        }
+    }
+
+    /// ln((1/b) Σ_i e^{s_i}) without overflow. O(b).
+    fn lse(&self, s: &[f64]) -> f64 {
+        let mx = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        mx + s.iter().map(|v| (v - mx).exp()).sum::<f64>().ln() - self.ln_b
+    }
+
+    /// One sample: w ~ N(0, I), i* uniform, u = R w; pushes the remove (L, ln W) if L > floor
+    /// and the add loss if positive. `buf` = [w, u (then q), scratch]. O(b²) (R dense) or O(b).
+    fn sample(
+        &self,
+        rng: &mut ChaCha8Rng,
+        buf: &mut [Vec<f64>; 3],
+        out: &mut Chunk,
+        with_add: bool,
+    ) {
+        use rand::RngExt;
+        let (b, acc) = (self.acc.bins, self.acc);
+        let [w, u, s] = buf;
+        for wi in w.iter_mut() {
+            *wi = StandardNormal.sample(rng);
+        }
+        let istar = rng.random_range(0..b);
+        // u = R w, column by column (axpy; columns cut at their last non-zero).
+        u.fill(0.0);
+        for (c, &wc) in w.iter().enumerate() {
+            let col = &acc.chol_cols[c * b + c..c * b + acc.col_end[c]];
+            for (ui, r) in u[c..acc.col_end[c]].iter_mut().zip(col) {
+                *ui += r * wc;
+            }
+        }
+        // q = add scores (in u), their normalised exponentials (in s).
+        for (ui, mi) in u.iter_mut().zip(&self.add) {
+            *ui = mi + *ui * self.inv_z;
+        }
+        let q = &*u;
+        let mq = q.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let mut sum_q = 0.0;
+        for (si, qi) in s.iter_mut().zip(q) {
+            *si = (qi - mq).exp();
+            sum_q += *si;
+        }
+        let l_add = -(mq + sum_q.ln() - self.ln_b);
+        if with_add && (l_add > 0.0 || l_add.is_nan()) {
+            out.1.push(l_add);
+        }
+        // Remove: Σ e^{a_i} = e^{mq + mr}·(sum_q·e^{−mr} + Σ_{Δ_i > 0} e^{x_i + Δ_i}(1 − e^{−Δ_i})),
+        // x_i = q_i − mq − mr, mr ≥ 0 chosen so that every x_i + Δ_i ≤ 0.
+        // A dense row (e.g. BISR) is cheaper directly: lse of a = q + Δ.
+        let row = &self.rows[istar];
+        let l_remove = if 2 * row.len() > b {
+            s.copy_from_slice(q);
+            for &(i, d) in row {
+                s[i] += d;
+            }
+            self.lse(s)
+        } else {
+            let mr = row
+                .iter()
+                .map(|&(i, d)| q[i] - mq + d)
+                .fold(0.0f64, f64::max);
+            let mut sum_a = sum_q * (-mr).exp();
+            for &(i, d) in row {
+                sum_a += (q[i] - mq - mr + d).exp() * -(-d).exp_m1();
+            }
+            mq + mr + sum_a.ln() - self.ln_b
+        };
+        if l_remove > self.floor || l_remove.is_nan() {
+            let f = 1.0 + self.lambda;
+            for ((si, qi), ci) in s.iter_mut().zip(q).zip(&self.shift) {
+                *si = f * qi - ci;
+            }
+            for &(i, d) in row {
+                s[i] += f * d;
+            }
+            out.0.push((l_remove, l_remove - self.lse(s)));
+        }
     }
 }
 
