@@ -534,12 +534,17 @@ impl MonteCarloBnb {
     /// family (so the main samples stay independent of both): the point estimate ε̂ of ε with
     /// m/8 samples tilted for the unamplified Gaussian ε; returns (λ for ε̂, floor 0.97·ε̂).
     /// O(m·b²/8).
+    ///
+    /// Should the pilot find no ε (an unamplified ε beyond 1e7, or a point estimate that never
+    /// reaches δ), the tilt for the guess and floor 0 are used: still valid, only less tight.
     fn pilot(&self, z: f64, delta: f64, round: u64) -> Result<(f64, f64)> {
-        let guess = super::AnalyticGaussian.epsilon(z, delta)?;
+        let guess = super::AnalyticGaussian.epsilon(z, delta).unwrap_or(1e3);
         let m = self.samples.div_ceil(8).max(CHUNK);
         let (rem, _) = self.draw(z, self.tilt(z, guess), m, PILOT_FAMILY | round, false, 0.0)?;
-        let point = bisect_epsilon(|e| Ok(rem.mean(e)), delta, 1e-6)?;
-        Ok((self.tilt(z, point), PILOT_FLOOR * point))
+        match bisect_epsilon(|e| Ok(rem.mean(e)), delta, 1e-6) {
+            Ok(point) => Ok((self.tilt(z, point), PILOT_FLOOR * point)),
+            Err(_) => Ok((self.tilt(z, guess), 0.0)),
+        }
     }
 
     /// ε at (z, δ): pilot, one draw, then the smallest ε ≥ the pilot's floor whose bound is ≤ δ
