@@ -3,13 +3,27 @@
 //!
 //! # Privacy contract
 //! [`sensitivity`] returns a value that is **never below** the true sensitivity
-//! `max_π ‖Σ_{j∈π} C[:, j]‖₂` over index sets π with |π| ≤ k and pairwise gaps ≥ b, up to the
-//! f64 rounding of C's own coefficients:
+//!
+//! ```text
+//! sens(C)² = max_π max_{‖g_j‖ ≤ 1} ‖Σ_{j∈π} C[:, j] g_jᵀ‖_F² = max_π max_{g} Σ_{i,j∈π} G_ij ⟨g_i, g_j⟩
+//! ```
+//!
+//! over index sets π with |π| ≤ k and pairwise gaps ≥ b and over the example's gradients g_j
+//! (one unit vector per participation, any dimension), G = CᵀC, up to the f64 rounding of C's
+//! own coefficients:
+//! - the sum of columns `‖Σ_{j∈π} C[:, j]‖` (all gradients aligned) is the worst case **only when
+//!   G_ij ≥ 0 on the pairs i, j of a valid π** (then ⟨g_i, g_j⟩ ≤ 1 cannot beat alignment).
+//!   With a negative G_ij, opposite gradients give more: C = Toep([1, −1]), n = 4, b = 1,
+//!   k = 2 has column sums ≤ 2 but sens = √6 (g₁ = −g₀);
 //! - the O(n·k) closed form (BSR, Theorem 2) is used **only** after checking its precondition:
-//!   C lower-triangular Toeplitz with coefficients `c ≥ 0` and non-increasing;
-//! - outside it, the minimum of upper bounds that are each provably ≥ the true value
-//!   ([`SensitivityKind::UpperBound`]), or brute force when the number of sets is small
-//!   ([`SensitivityKind::Exact`]);
+//!   C lower-triangular Toeplitz with coefficients `c ≥ 0` and non-increasing (so G ≥ 0);
+//! - brute force is [`SensitivityKind::Exact`] only where it is proved: over column sums when
+//!   every b-separated pair has G_ij ≥ 0 (certified in floating point, see
+//!   [`gram_non_negative_on_separated_pairs`]); over column sums with signs (g_j = ±g) when
+//!   k ≤ 2, where max G₁₁ + G₂₂ + 2|G₁₂| is the exact value for any signs of G;
+//! - otherwise the minimum of upper bounds that each hold for signed G too
+//!   ([`SensitivityKind::UpperBound`]): the triangle inequality, the non-increasing majorant
+//!   of |c|, and max_π Σ_{i,j∈π} |G_ij| by dynamic program;
 //! - every value is multiplied by `1 + 2(n + k + 2)·u` (u = 2⁻⁵³), which covers the rounding of
 //!   the sums of squares and the square root (Higham, Accuracy and Stability, §4.2), so the
 //!   floating-point evaluation cannot round the guarantee down.
@@ -148,9 +162,13 @@ const GRAM_DP_WORK: f64 = 1e9;
 /// |---|---|---|
 /// | identity | 1, exact | √k, exact |
 /// | Toeplitz c ≥ 0, non-increasing | ‖c‖, exact | closed form O(n·k) |
-/// | other Toeplitz | ‖c‖, exact | min(majorant O(n·k), Gram DP O(n²k), brute force) |
-/// | banded, p bands | max column norm O(n·p), exact | p ≤ b: disjoint columns O(n·(p + k)), exact; else as dense |
-/// | dense | max column norm O(n²), exact | min(triangle O(n²), Gram DP O(n³ + n²k), brute force) |
+/// | other Toeplitz | ‖c‖, exact | small: brute force (exact, see below); else min(majorant O(n·k), Gram DP O(n²k)) |
+/// | banded, p bands | max column norm O(n·p), exact | p ≤ b: disjoint columns O(n·(p + k)), exact (any signs); else as dense |
+/// | dense | max column norm O(n²), exact | small: brute force (exact, see below); else min(triangle O(n²), Gram DP O(n³ + n²k)) |
+///
+/// Brute force (while the number of valid sets × n is small) is exact only where proved:
+/// column sums when CᵀC ≥ 0 on every b-separated pair, column sums with signs when k ≤ 2;
+/// a signed CᵀC with k ≥ 3 gets the upper bounds.
 pub fn sensitivity(c: &LowerTriangular, p: Participation) -> Result<Sensitivity, SensitivityError> {
     let n = c.n();
     // Re-validate against this n (the participation may have been built for another size).
@@ -188,12 +206,8 @@ pub fn sensitivity(c: &LowerTriangular, p: Participation) -> Result<Sensitivity,
                 how: "BSR Theorem 2: ‖Σ_{i<k} shift_{ib}(c)‖ (c ≥ 0, non-increasing checked)",
             });
         }
-        if let Some(v) = brute_force_if_small(c, b, k) {
-            return Ok(Sensitivity {
-                value: round_up(v, n, k),
-                kind: SensitivityKind::Exact,
-                how: "brute force over all valid participation sets",
-            });
+        if let Some(s) = brute_force_if_small(c, b, k) {
+            return Ok(s);
         }
         let mut best = (
             majorant_bound(&coeffs, b, k),
@@ -229,12 +243,8 @@ pub fn sensitivity(c: &LowerTriangular, p: Participation) -> Result<Sensitivity,
             how: "single participation: largest column norm",
         });
     }
-    if let Some(v) = brute_force_if_small(c, b, k) {
-        return Ok(Sensitivity {
-            value: round_up(v, n, k),
-            kind: SensitivityKind::Exact,
-            how: "brute force over all valid participation sets",
-        });
+    if let Some(s) = brute_force_if_small(c, b, k) {
+        return Ok(s);
     }
     // Triangle inequality: ‖Σ_{j∈π} C e_j‖ ≤ sum of the k largest column norms.
     let mut sorted = col_norms.clone();
@@ -406,7 +416,10 @@ fn count_sets(n: usize, b: usize, k: usize) -> f64 {
     total
 }
 
-fn brute_force_if_small(c: &LowerTriangular, b: usize, k: usize) -> Option<f64> {
+/// Brute force where it is affordable ((number of valid sets) × n ≤ [`BRUTE_FORCE_WORK`]) and
+/// exact: column sums when G = CᵀC is certified ≥ 0 on every b-separated pair, signed column
+/// sums when k ≤ 2; `None` otherwise (signed G with k ≥ 3, or too many sets).
+fn brute_force_if_small(c: &LowerTriangular, b: usize, k: usize) -> Option<Sensitivity> {
     let n = c.n();
     // There are at least n sets (the singletons): skip the count when n² alone is too much.
     if (n as f64) * (n as f64) > BRUTE_FORCE_WORK
@@ -414,34 +427,111 @@ fn brute_force_if_small(c: &LowerTriangular, b: usize, k: usize) -> Option<f64> 
     {
         return None;
     }
-    Some(brute_force(&c.to_dense(), b, k))
+    let dense = c.to_dense();
+    let (value, how) = if gram_non_negative_on_separated_pairs(&dense, b) {
+        (
+            brute_force(&dense, b, k),
+            "brute force over all valid participation sets (CᵀC ≥ 0 on them: aligned gradients are the worst case)",
+        )
+    } else if k <= 2 {
+        (
+            brute_force_signed(&dense, b, k),
+            "brute force over all valid participation sets and gradient signs (k ≤ 2: G₁₁ + G₂₂ + 2|G₁₂| is exact)",
+        )
+    } else {
+        return None;
+    };
+    Some(Sensitivity {
+        value: round_up(value, n, k),
+        kind: SensitivityKind::Exact,
+        how,
+    })
 }
 
-/// The exact sensitivity `max_π ‖Σ_{j∈π} C[:, j]‖₂` by enumerating every valid π
-/// (|π| ≤ k, gaps ≥ b). Exponential in n: the test oracle, and used for tiny problems.
+/// Whether `G = CᵀC` is certified ≥ 0 on every pair of columns i < j with j − i ≥ b (the pairs
+/// that can share a participation set). A computed dot product ŝ = fl(Σ_t c_ti c_tj) is within
+/// γ·Σ_t |c_ti c_tj| of the exact one (Higham §3.1, γ = (n+2)u with room to spare at 2(n+2)u),
+/// so ŝ ≥ γ·Σ|c_ti c_tj| proves the exact G_ij ≥ 0; sign-matched columns (every product ≥ 0)
+/// always pass. Work: O(n) per pair, O(n³) in all (only called on brute-force-sized problems).
+pub fn gram_non_negative_on_separated_pairs(c: &Mat<f64>, b: usize) -> bool {
+    let n = c.ncols();
+    let gamma = 2.0 * (n + 2) as f64 * U;
+    for i in 0..n {
+        for j in (i + b)..n {
+            let (mut s, mut sa) = (0.0f64, 0.0f64);
+            for t in j..c.nrows() {
+                let p = c[(t, i)] * c[(t, j)];
+                s += p;
+                sa += p.abs();
+            }
+            if s < gamma * sa {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// `max_π ‖Σ_{j∈π} C[:, j]‖₂` by enumerating every valid π (|π| ≤ k, gaps ≥ b): the sensitivity
+/// when all of an example's gradients are **aligned**. It equals the true sensitivity only when
+/// `CᵀC ≥ 0` on the pairs of every valid π (see the module doc; MATH.md §5); for signed CᵀC it
+/// can under-state it (use [`brute_force_signed`] as a lower bound there). Exponential in n:
+/// a test oracle, and used for tiny problems.
 pub fn brute_force(c: &Mat<f64>, b: usize, k: usize) -> f64 {
+    enumerate_sets(c, b, k, false)
+}
+
+/// `max_π max_{s ∈ {±1}^π} ‖Σ_{j∈π} s_j C[:, j]‖₂`: the gradients of one example restricted to
+/// ±g for one unit vector g. Always ≤ the true sensitivity; **equal** to it when k ≤ 2 (for two
+/// participations max G₁₁ + G₂₂ + 2G₁₂⟨g₁, g₂⟩ is attained at ⟨g₁, g₂⟩ = sign G₁₂) or when
+/// CᵀC ≥ 0 on the valid pairs. Exponential in n (2^{k−1} times [`brute_force`]).
+pub fn brute_force_signed(c: &Mat<f64>, b: usize, k: usize) -> f64 {
+    enumerate_sets(c, b, k, true)
+}
+
+fn enumerate_sets(c: &Mat<f64>, b: usize, k: usize, signs: bool) -> f64 {
     let n = c.nrows();
     let cols: Vec<Vec<f64>> = (0..n)
         .map(|j| (0..n).map(|i| c[(i, j)]).collect())
         .collect();
     let mut best = 0.0f64;
     let mut acc = vec![0.0; n];
-    fn go(cols: &[Vec<f64>], start: usize, left: usize, b: usize, acc: &mut [f64], best: &mut f64) {
-        for j in start..cols.len() {
-            for (a, v) in acc.iter_mut().zip(&cols[j]) {
-                *a += v;
-            }
-            let norm2: f64 = acc.iter().map(|v| v * v).sum();
-            *best = best.max(norm2);
-            if left > 1 {
-                go(cols, j + b, left - 1, b, acc, best);
-            }
-            for (a, v) in acc.iter_mut().zip(&cols[j]) {
-                *a -= v;
+    struct Walk<'a> {
+        cols: &'a [Vec<f64>],
+        b: usize,
+        k: usize,
+        signs: bool,
+    }
+    fn go(w: &Walk, start: usize, left: usize, acc: &mut [f64], best: &mut f64) {
+        for j in start..w.cols.len() {
+            // The first column's sign is fixed (a global sign flip changes nothing).
+            let flips: &[f64] = if w.signs && left < w.k {
+                &[1.0, -1.0]
+            } else {
+                &[1.0]
+            };
+            for &sgn in flips {
+                for (a, v) in acc.iter_mut().zip(&w.cols[j]) {
+                    *a += sgn * v;
+                }
+                let norm2: f64 = acc.iter().map(|v| v * v).sum();
+                *best = best.max(norm2);
+                if left > 1 {
+                    go(w, j + w.b, left - 1, acc, best);
+                }
+                for (a, v) in acc.iter_mut().zip(&w.cols[j]) {
+                    *a -= sgn * v;
+                }
             }
         }
     }
-    go(&cols, 0, k, b, &mut acc, &mut best);
+    let walk = Walk {
+        cols: &cols,
+        b,
+        k,
+        signs,
+    };
+    go(&walk, 0, k, &mut acc, &mut best);
     best.sqrt()
 }
 
@@ -451,18 +541,97 @@ mod tests {
     use lrmf_linalg::{BandedLower, DenseLower, ToeplitzLower};
     use proptest::prelude::*;
 
+    /// The reported sensitivity against brute force over sets and gradient signs (a lower bound
+    /// on the truth, exact for k ≤ 2 and for CᵀC ≥ 0) and coordinate ascent over unit-vector
+    /// gradients: never below either; equal to the signed brute force when claimed exact.
     fn check(c: &LowerTriangular, b: usize, k: usize) -> Sensitivity {
         let p = Participation::new(c.n(), Some(b), k).unwrap();
         let s = sensitivity(c, p).unwrap();
-        let exact = brute_force(&c.to_dense(), b, k);
-        assert!(s.value >= exact, "{s:?} under-states the exact {exact}");
+        let dense = c.to_dense();
+        let exact = brute_force_signed(&dense, b, k);
+        let ascent = unit_gradient_ascent(&dense, b, k);
+        assert!(s.value >= exact, "{s:?} under-states the signed {exact}");
+        assert!(
+            s.value >= ascent * (1.0 - 1e-12),
+            "{s:?} under-states the unit-gradient {ascent}"
+        );
         if s.kind != SensitivityKind::UpperBound {
             assert!(
                 (s.value - exact).abs() <= 1e-12 * exact.max(1.0),
-                "{s:?} vs {exact}"
+                "{s:?} claims exact, the truth is {exact}"
             );
         }
         s
+    }
+
+    /// Lower bound on sens² = max_π max_{‖g_j‖=1} Σ_{i,j∈π} G_ij ⟨g_i, g_j⟩: for every valid π,
+    /// coordinate ascent (g_i ← unit(Σ_{j≠i} G_ij g_j), which never lowers the objective) from
+    /// three pseudo-random starts in R^{|π|}. Returns the square root.
+    fn unit_gradient_ascent(c: &Mat<f64>, b: usize, k: usize) -> f64 {
+        let n = c.nrows();
+        let g = c.transpose() * c;
+        let mut sets: Vec<Vec<usize>> = Vec::new();
+        fn grow(
+            cur: &mut Vec<usize>,
+            start: usize,
+            n: usize,
+            b: usize,
+            k: usize,
+            out: &mut Vec<Vec<usize>>,
+        ) {
+            for j in start..n {
+                cur.push(j);
+                out.push(cur.clone());
+                if cur.len() < k {
+                    grow(cur, j + b, n, b, k, out);
+                }
+                cur.pop();
+            }
+        }
+        grow(&mut Vec::new(), 0, n, b, k, &mut sets);
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut uniform = move || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        };
+        let mut best = 0.0f64;
+        for pi in &sets {
+            let d = pi.len();
+            for _ in 0..3 {
+                let mut v: Vec<Vec<f64>> = (0..d)
+                    .map(|_| (0..d).map(|_| uniform()).collect())
+                    .collect();
+                for _ in 0..60 {
+                    for i in 0..d {
+                        let mut w = vec![0.0; d];
+                        for j in (0..d).filter(|&j| j != i) {
+                            for (wi, vj) in w.iter_mut().zip(&v[j]) {
+                                *wi += g[(pi[i], pi[j])] * vj;
+                            }
+                        }
+                        let norm = w.iter().map(|x| x * x).sum::<f64>().sqrt();
+                        if norm > 0.0 {
+                            v[i] = w.iter().map(|x| x / norm).collect();
+                        }
+                    }
+                }
+                let mut obj = 0.0;
+                for i in 0..d {
+                    for j in 0..d {
+                        let dot: f64 = if i == j {
+                            1.0
+                        } else {
+                            v[i].iter().zip(&v[j]).map(|(a, b)| a * b).sum()
+                        };
+                        obj += g[(pi[i], pi[j])] * dot;
+                    }
+                }
+                best = best.max(obj);
+            }
+        }
+        best.max(0.0).sqrt()
     }
 
     fn toeplitz(c: Vec<f64>) -> LowerTriangular {
@@ -504,6 +673,29 @@ mod tests {
         assert!(s.value >= shifted_sum_norm(&long, 100, 30));
         let small: Vec<f64> = (0..12).map(|k| 1.0 - 0.5 * 0.9f64.powi(k)).collect();
         check(&toeplitz(small), 3, 4);
+    }
+
+    #[test]
+    fn signed_gram_is_not_summed_as_aligned() {
+        // MATH.md §5: C = Toep([1, −1]), n = 4, b = 1, k = 2: column sums give 2, opposite
+        // gradients give √6 (columns 0 and 1: G₀₀ + G₁₁ + 2|G₀₁| = 2 + 2 + 2).
+        let c = toeplitz(vec![1.0, -1.0, 0.0, 0.0]);
+        assert!((brute_force(&c.to_dense(), 1, 2) - 2.0).abs() < 1e-15);
+        let s = check(&c, 1, 2);
+        assert!((s.value - 6f64.sqrt()).abs() < 1e-14, "{s:?}");
+        assert_eq!(s.kind, SensitivityKind::Exact);
+        let d = LowerTriangular::Dense(DenseLower::new(c.to_dense()).unwrap());
+        assert!((check(&d, 1, 2).value - 6f64.sqrt()).abs() < 1e-14);
+        // k = 3 with a signed Gram: no exact claim, a bound ≥ the signed brute force.
+        let s = check(&toeplitz(vec![1.0, -1.0, 0.0, 0.0, 0.0, 0.0]), 1, 3);
+        assert_eq!(s.kind, SensitivityKind::UpperBound);
+        // A non-negative Gram (sign-matched columns) keeps the exact brute force.
+        let s = check(&toeplitz(vec![1.0, 0.5, 0.7, 0.2, 0.1, 0.9]), 2, 3);
+        assert_eq!(s.kind, SensitivityKind::Exact);
+        assert!(gram_non_negative_on_separated_pairs(
+            &LowerTriangular::Identity { n: 5 }.to_dense(),
+            1
+        ));
     }
 
     #[test]
@@ -570,6 +762,16 @@ mod tests {
             let dense = Mat::from_fn(n, n, |i, j| if j <= i { raw[(i * 5 + j) % n] } else { 0.0 });
             let exact = brute_force(&dense, b, k);
             prop_assert!(gram_dp_bound(&(dense.transpose() * &dense), b, k) >= exact * (1.0 - 1e-12));
+        }
+
+        #[test]
+        fn signed_c_is_never_under_stated(raw in prop::collection::vec(-1.0f64..1.0, 36), n in 2usize..=8, b in 1usize..4, k in 1usize..5) {
+            // Random signed dense and Toeplitz C, n ≤ 8: reported ≥ brute force over sets, signs
+            // and unit-vector gradients (the `check` oracle), exact only where proved.
+            let k = k.min(n.div_ceil(b));
+            let dense = Mat::from_fn(n, n, |i, j| if j <= i { raw[i * (i + 1) / 2 + j] } else { 0.0 });
+            check(&LowerTriangular::Dense(DenseLower::new(dense).unwrap()), b, k);
+            check(&toeplitz(raw[..n].to_vec()), b, k);
         }
 
         #[test]

@@ -26,38 +26,67 @@
 //! case when C has non-negative entries — the setting of the paper (BSR, BISR, sqrt: all
 //! non-negative); other strategies are refused rather than risk an under-stated ε.
 //!
-//! # Estimator and confidence bound
-//! Samples are drawn in fixed chunks of [`CHUNK`] with a ChaCha20 stream per chunk, so the
-//! answer does not depend on the number of threads. Both directions use the same draws w: each
-//! direction's samples are i.i.d. on their own, and only per-direction bounds are used. For "remove", sample j uses bin
-//! i* = j mod b (stratified; the sample count is rounded up to a multiple of b, so the
-//! average of the per-sample means is exactly δ). The variables V_j = (1 − e^{ε − L_j})₊ are
-//! independent and in [0, 1]; the one-sided Chernoff–Hoeffding bound (Hoeffding 1963, Thm. 1,
-//! valid for independent, not identically distributed [0, 1] variables) gives, with probability
-//! ≥ 1 − α, δ(ε) ≤ UCB = max{μ ≥ V̄ : m·kl(V̄ ‖ μ) ≤ ln(1/α)} (kl the Bernoulli
-//! relative entropy; this is the Clopper–Pearson-style "KL" bound).
+//! # Estimator and confidence bound (privacy contract)
+//! Samples are drawn in fixed chunks of [`CHUNK`] with a ChaCha8 stream per chunk, so the
+//! answer does not depend on the number of threads. Both directions use the same normal
+//! draws w; each direction's samples are i.i.d. on their own, and only per-direction bounds are
+//! used.
 //!
-//! The same samples (common random numbers) serve every ε of a search. Because V̄ and the UCB
-//! are non-increasing in ε, the smallest ε with UCB(ε) ≤ δ is below the true ε* only if the
-//! bound fails at the single, fixed point ε*: the returned ε is an upper bound with confidence
+//! **Remove: importance sampling.** Plain sampling from P needs ≫ 1/δ samples to see the tail
+//! event L > ε at all. Instead the samples come from the mixture proposal
+//! Prop = (1/b) Σ_i N((1+λ)v_i, z²I) (component i* uniform, then y = (1+λ)v_{i*} + z·g), which
+//! shifts every bin's signal further into the tail, and are weighted by the likelihood ratio
+//! W = dP/dProp = e^L / (dProp/dQ), dProp/dQ = (1/b) Σ_i exp((1+λ)a_i − λ(1+λ)n_i), with
+//! a_i = (⟨v_i, y⟩ − ‖v_i‖²/2)/z² and n_i = ‖v_i‖²/(2z²) (the same b inner products). Then
+//! X = W·(1 − e^{ε−L})₊ has E_Prop[X] = δ_remove(ε) exactly. **Range:** by the power-mean
+//! inequality (1/b)Σ e^{(1+λ)a_i} ≥ ((1/b)Σ e^{a_i})^{1+λ} = e^{(1+λ)L}, so with
+//! κ = λ(1+λ)·max_i n_i, W ≤ e^{κ − λL}; maximising e^{κ−λL}(1 − e^{ε−L}) over L > ε gives
+//! 0 ≤ X ≤ M(ε) = e^{κ−λε}·λ^λ/(1+λ)^{1+λ}, a proved bound for every y (not just the samples
+//! seen). **Bound:** M is attained only where every bin is large at once, far from where
+//! the samples fall, so the summands are split at T = M(ε_lo)/16: X = min(X, T) + (X − T)₊,
+//! each part bounded at level α/2. The first, in [0, T], gets the empirical-Bernstein
+//! inequality for i.i.d. bounded variables (Maurer & Pontil 2009, Thm. 4, scaled by the
+//! range): E ≤ mean + √(2V·ln(4/α)/m) + 7T·ln(4/α)/(3(m−1)), V the sample variance, here
+//! replaced by the larger m/(m−1)·(1/m)Σ min(X_j, T)², which keeps the bound valid and makes it
+//! non-increasing in ε (each X_j is). The second, in [0, M(ε_lo) − T] for every ε ≥ ε_lo
+//! (usually zero on every sample), gets the Chernoff–Hoeffding KL bound on the rescaled
+//! variables. ε_lo is the search floor, fixed before the draw: the target ε for `delta` and
+//! calibration; 0.97 × a pilot's point estimate for `epsilon` (below the floor the bound
+//! reports 1, so the returned ε is at least the floor — conservative). The tilt λ minimises M
+//! at the target ε (for `epsilon`: the pilot's estimate; the pilot runs on its own stream
+//! family, so the main samples are independent of λ and of the floor). λ = 0 is plain
+//! sampling (W = 1, M = 1).
+//!
+//! **Add: plain sampling** from Q (y = z·g); the variables V_j = (1 − e^{ε + L_j})₊ are i.i.d.
+//! in [0, 1] and the one-sided Chernoff–Hoeffding bound (Hoeffding 1963, Thm. 1) gives, with
+//! probability ≥ 1 − α, δ_add(ε) ≤ max{μ ≥ V̄ : m·kl(V̄ ‖ μ) ≤ ln(1/α)} (kl the Bernoulli
+//! relative entropy). For many bins the add direction's tail is far below the remove one's.
+//!
+//! The same samples (common random numbers) serve every ε of a search. Because both bounds are
+//! non-increasing in ε, the smallest ε with UCB(ε) ≤ δ is below the true ε* only if the bound
+//! fails at the single, fixed point ε*: the returned ε is an upper bound with confidence
 //! 1 − α, no union bound needed. The maximum over the two directions keeps that confidence (only
 //! the direction attaining the true maximum matters).
 //!
+//! The seed must be fixed before the draw (e.g. [`super::mechanism_seed`]); re-drawing seeds to
+//! keep a smaller ε voids the confidence.
+//!
 //! # Cost
 //! Building: b products with C plus O(b²n + b³) (≈ 25 ms for BISR n = 980, b = 98, band 64).
-//! Each ε or δ: O(m·b²) for m samples, parallel over chunks. Measured on the 2-core reference
-//! machine (shared with other builds): n = 980, b = 98, BISR band 64, 10⁵ samples ≈ 0.8 s
-//! (`cargo bench -p lrmf-benches --bench accounting`), so ≈ 8 s at the default 10⁶; C = I with
-//! n = 1000, b = 100 at 10⁶ samples ≈ 7.5 s. Calibration costs ≈ 10–15 such evaluations.
-//! At δ = 1e-5 the 10⁶-sample bound is ≈ 6 % above the point estimate (C = I, σ = 1, b = 100,
-//! k = 10: UCB ε ≈ 14.0, point estimate ≈ 13.3); more samples tighten it.
+//! Each ε or δ: O(m·b²) for m samples (O(m·b) when the Cholesky factor is diagonal, as for
+//! C = I), parallel over chunks; `epsilon` adds a pilot of m/8 samples. Measured at the
+//! default 10⁶ samples on the 2-core reference machine while shared with other builds (load ≈ 8):
+//! C = I, σ = 1, b = 100, k = 10, δ = 1e-5: ε = 13.26 (exact 13.25) in ≈ 9 s; σ = 1.5, b = 50,
+//! k = 4: ε = 2.347 (exact 2.30) in ≈ 5 s (`LRMF_SLOW_TESTS=1 cargo test --release -p
+//! lrmf-privacy --test mc_bnb_identity_oracle -- --nocapture`). Calibration costs ≈ 10–15
+//! δ evaluations (no pilot).
 
 use super::{
     Accountant, AccountingError, Result, Sampling, bisect_epsilon, check_delta, check_epsilon,
     check_epsilon_arg, check_noise_multiplier, invalid,
 };
 use lrmf_linalg::{LinearOperator, LowerTriangular};
-use rand_chacha::ChaCha20Rng;
+use rand_chacha::ChaCha8Rng;
 use rand_core::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
@@ -70,11 +99,16 @@ pub const DEFAULT_SAMPLES: usize = 1_000_000;
 pub const DEFAULT_CONFIDENCE: f64 = 0.95;
 /// Verification rounds of [`MonteCarloBnb`]'s calibration (each at level α / rounds).
 pub const VERIFY_ROUNDS: u64 = 4;
+/// Stream families of pilot runs (which choose the tilt) are `PILOT_FAMILY | round`, apart
+/// from every main round's family.
+const PILOT_FAMILY: u64 = 1 << 20;
+/// The ε search of `epsilon()` starts at this fraction of the pilot's point estimate.
+const PILOT_FLOOR: f64 = 0.97;
 
 /// Options of the Monte Carlo accountant.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct McOptions {
-    /// Samples per direction (≥ 1; rounded up to a multiple of the number of bins).
+    /// Samples per direction (≥ 1).
     pub samples: usize,
     /// Confidence level 1 − α of the reported bound, in (0, 1).
     pub confidence: f64,
@@ -109,11 +143,129 @@ pub struct MonteCarloBnb {
     seed: u64,
 }
 
-/// Sorted (descending) positive privacy losses of one direction, and the sample count.
+/// Sorted (descending) positive privacy losses of the "add" direction (plain sampling under
+/// Q), and the sample count.
 #[derive(Debug, Clone)]
 struct Losses {
     positive: Vec<f64>,
     m: usize,
+}
+
+/// Importance-sampled "remove" direction: the samples with L > 0 drawn from the tilted
+/// proposal, as (L_j, ln W_j) sorted by L descending, the sample count, the range bound's
+/// parameters and the split of the summands (see the module doc).
+#[derive(Debug, Clone)]
+struct Weighted {
+    /// (privacy loss L_j, log likelihood ratio ln W_j = ln dP/dProp), L_j > 0, L descending.
+    samples: Vec<(f64, f64)>,
+    m: usize,
+    /// Tilt λ ≥ 0 of the proposal.
+    lambda: f64,
+    /// κ = λ(1 + λ)·max_i ‖v_i‖²/(2z²).
+    kappa: f64,
+    /// The bound is only evaluated for ε ≥ `eps_lo` (below: 1, "not certified").
+    eps_lo: f64,
+    /// The split point T: X = min(X, T) + (X − T)₊.
+    cap: f64,
+    /// The range of (X − T)₊ for every ε ≥ `eps_lo`: M(eps_lo) − T.
+    range_high: f64,
+}
+
+/// Sums over the samples at one ε: X∧T (mean, second moment, largest) and (X − T)₊ (mean).
+struct Moments {
+    low_mean: f64,
+    low_second: f64,
+    low_largest: f64,
+    high_mean: f64,
+    high_largest: f64,
+}
+
+/// T = M(eps_lo) / CAP_DIVISOR: the empirical-Bernstein part sees a range 16× smaller; the
+/// rare values above T (none in typical runs) go to a KL bound.
+const CAP_DIVISOR: f64 = 16.0;
+
+impl Weighted {
+    /// The proved range bound: for L > ε, W·(1 − e^{ε−L}) ≤ M(ε) =
+    /// e^{κ − λε} · λ^λ / (1 + λ)^{1+λ} (= 1 at λ = 0). Non-increasing in ε.
+    fn range(&self, epsilon: f64) -> f64 {
+        let l = self.lambda;
+        if l <= 0.0 {
+            return 1.0;
+        }
+        (self.kappa - l * epsilon + l * l.ln() - (1.0 + l) * (1.0 + l).ln()).exp()
+    }
+
+    /// Fixes the search floor `eps_lo` (chosen before the samples were drawn) and with it the
+    /// split T and the range of the part above T, which then hold for every ε ≥ `eps_lo`.
+    fn split_at(mut self, eps_lo: f64) -> Self {
+        self.eps_lo = eps_lo.max(0.0);
+        self.cap = self.range(self.eps_lo) / CAP_DIVISOR;
+        // Each X_j is non-increasing in ε, so its value at eps_lo bounds it above eps_lo; the
+        // max only matters if f64 rounding pushed a value past the proved bound.
+        let seen = self.moments(self.eps_lo).high_largest;
+        self.range_high = (self.range(self.eps_lo) - self.cap).max(seen);
+        self
+    }
+
+    /// The sums of [`Moments`] for X_j(ε) = W_j (1 − e^{ε − L_j})₊ over all m samples.
+    /// O(#{L_j > ε}).
+    fn moments(&self, epsilon: f64) -> Moments {
+        let (mut s1, mut s2, mut mx, mut h1, mut hx) = (0.0f64, 0.0f64, 0.0f64, 0.0f64, 0.0f64);
+        for &(l, ln_w) in &self.samples {
+            if l <= epsilon {
+                break;
+            }
+            let x = ln_w.exp() * -(epsilon - l).exp_m1();
+            let low = x.min(self.cap);
+            s1 += low;
+            s2 += low * low;
+            mx = mx.max(low);
+            h1 += x - low;
+            hx = hx.max(x - low);
+        }
+        let m = self.m as f64;
+        Moments {
+            low_mean: s1 / m,
+            low_second: s2 / m,
+            low_largest: mx,
+            high_mean: h1 / m,
+            high_largest: hx,
+        }
+    }
+
+    /// The sample mean of X(ε) (the unbiased importance-sampling estimate). O(#{L_j > ε}).
+    fn mean(&self, epsilon: f64) -> f64 {
+        let mo = self.moments(epsilon);
+        mo.low_mean + mo.high_mean
+    }
+
+    /// Upper confidence bound on δ_remove(ε) = E[X(ε)] at level α, for ε ≥ `eps_lo` (1 below),
+    /// as the sum of two bounds at level α/2 each:
+    /// - X∧T ∈ [0, min(T, M(ε))]: empirical Bernstein (Maurer & Pontil 2009, Thm. 4), the
+    ///   sample variance replaced by the larger m/(m−1)·(second moment) so that the bound is
+    ///   non-increasing in ε: mean + √(2·S₂·ln(4/α)/(m−1)) + 7·range·ln(4/α)/(3(m−1));
+    /// - (X − T)₊ ∈ [0, R], R = M(eps_lo) − T fixed: the Chernoff–Hoeffding KL bound on the
+    ///   rescaled variables, R · kl_ucb(mean/R).
+    ///
+    /// Both are non-increasing in ε. O(#{L_j > ε}).
+    fn ucb(&self, epsilon: f64, alpha: f64) -> f64 {
+        if epsilon < self.eps_lo {
+            return 1.0;
+        }
+        let mo = self.moments(epsilon);
+        let m1 = (self.m.max(2) - 1) as f64;
+        let log = (4.0 / alpha).ln();
+        let range_low = self.cap.min(self.range(epsilon)).max(mo.low_largest);
+        let low = mo.low_mean
+            + (2.0 * mo.low_second * log / m1).sqrt()
+            + 7.0 * range_low * log / (3.0 * m1);
+        let high = if self.range_high > 0.0 {
+            self.range_high * kl_upper_bound(mo.high_mean / self.range_high, self.m, alpha / 2.0)
+        } else {
+            0.0
+        };
+        (low + high).min(1.0)
+    }
 }
 
 /// Bernoulli relative entropy kl(p ‖ q), with 0·ln 0 = 0.
@@ -232,7 +384,7 @@ impl MonteCarloBnb {
                 rand::rng().random::<u64>()
             }
         };
-        let samples = options.samples.div_ceil(bins) * bins;
+        let samples = options.samples;
         Ok(Self {
             n,
             bins,
@@ -264,79 +416,89 @@ impl MonteCarloBnb {
         1.0 - self.confidence
     }
 
-    /// Privacy losses of both directions `[remove, add]` at noise multiplier z from stream
-    /// family `round`. The two directions share the draws w (each direction's samples are still
-    /// i.i.d., which is all its bound needs; see the module doc). O(m·b²).
-    fn losses(&self, z: f64, round: u64) -> Result<[Losses; 2]> {
-        let (b, m) = (self.bins, self.samples);
-        let chunks = m.div_ceil(CHUNK);
-        let inv_z = 1.0 / z;
-        let inv_z2 = inv_z * inv_z;
-        let ln_b = (b as f64).ln();
-        // Means of the b scores: row i* of `remove` = (G[i*, i] − G[i, i]/2)/z²; `add` = −G[i, i]/(2z²).
-        let remove: Vec<f64> = (0..b * b)
-            .map(|r| (self.gram[r] - 0.5 * self.gram[(r % b) * b + r % b]) * inv_z2)
-            .collect();
-        let add: Vec<f64> = (0..b)
-            .map(|i| -0.5 * self.gram[i * b + i] * inv_z2)
-            .collect();
-        let lse = |u: &[f64], mean: &[f64], s: &mut [f64]| -> f64 {
-            let mut mx = f64::NEG_INFINITY;
-            for ((si, ui), mi) in s.iter_mut().zip(u).zip(mean) {
-                *si = mi + ui * inv_z;
-                mx = mx.max(*si);
+    /// max_i ‖v_i‖² (the largest diagonal entry of the normalised Gram matrix).
+    fn max_norm2(&self) -> f64 {
+        (0..self.bins)
+            .map(|i| self.gram[i * self.bins + i])
+            .fold(0.0, f64::max)
+    }
+
+    /// The tilt λ of the remove proposal for a target ε: the minimiser of the range bound
+    /// M(λ, ε) = exp(λ(1+λ)n − λε)·λ^λ/(1+λ)^{1+λ}, n = max‖v_i‖²/(2z²), i.e. the root of the
+    /// increasing (1 + 2λ)n − ε + ln(λ/(1+λ)), by bisection in log λ. O(1).
+    fn tilt(&self, z: f64, epsilon: f64) -> f64 {
+        let n = 0.5 * self.max_norm2() / (z * z);
+        let h = |l: f64| (1.0 + 2.0 * l) * n - epsilon + (l / (1.0 + l)).ln();
+        let (mut lo, mut hi) = (1e-12f64, 1e4f64);
+        if h(hi) < 0.0 {
+            return hi;
+        }
+        for _ in 0..100 {
+            let mid = (lo * hi).sqrt();
+            if h(mid) < 0.0 {
+                lo = mid;
+            } else {
+                hi = mid;
             }
-            mx + s.iter().map(|v| (v - mx).exp()).sum::<f64>().ln() - ln_b
-        };
-        let per_chunk: Vec<[Vec<f64>; 2]> = (0..chunks)
+        }
+        hi
+    }
+
+    /// Draws `m` samples from stream family `family` at noise multiplier z and proposal tilt λ:
+    /// the remove direction importance-sampled ([`Weighted`], samples with L > `floor` kept)
+    /// and the add direction plain ([`Losses`], skipped unless `with_add`). Both directions
+    /// share the draws w; each direction's samples are i.i.d., which is all its bound needs.
+    /// O(m·b²) (O(m·b) when the Cholesky factor is diagonal).
+    fn draw(
+        &self,
+        z: f64,
+        lambda: f64,
+        m: usize,
+        family: u64,
+        with_add: bool,
+        floor: f64,
+    ) -> Result<(Weighted, Losses)> {
+        let scores = Scores::new(self, z, lambda, floor);
+        let per_chunk: Vec<Chunk> = (0..m.div_ceil(CHUNK))
             .into_par_iter()
             .map(|ch| {
-                let mut rng = ChaCha20Rng::seed_from_u64(self.seed);
-                rng.set_stream((round << 40) | ch as u64);
-                let (start, end) = (ch * CHUNK, ((ch + 1) * CHUNK).min(m));
-                let mut w = vec![0.0f64; b];
-                let mut u = vec![0.0f64; b];
-                let mut s = vec![0.0f64; b];
-                let mut out = [Vec::new(), Vec::new()];
-                for j in start..end {
-                    for wi in w.iter_mut() {
-                        *wi = StandardNormal.sample(&mut rng);
-                    }
-                    // u = R w, column by column (axpy; columns cut at their last non-zero).
-                    u.fill(0.0);
-                    for (c, &wc) in w.iter().enumerate() {
-                        let col = &self.chol_cols[c * b + c..c * b + self.col_end[c]];
-                        for (ui, r) in u[c..self.col_end[c]].iter_mut().zip(col) {
-                            *ui += r * wc;
-                        }
-                    }
-                    let istar = j % b;
-                    let l_remove = lse(&u, &remove[istar * b..(istar + 1) * b], &mut s);
-                    let l_add = -lse(&u, &add, &mut s);
-                    for (d, loss) in [l_remove, l_add].into_iter().enumerate() {
-                        if loss > 0.0 || loss.is_nan() {
-                            out[d].push(loss);
-                        }
-                    }
+                let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+                rng.set_stream((family << 40) | ch as u64);
+                let mut buf = [
+                    vec![0.0f64; self.bins],
+                    vec![0.0; self.bins],
+                    vec![0.0; self.bins],
+                ];
+                let mut out: Chunk = (Vec::new(), Vec::new());
+                for _ in ch * CHUNK..((ch + 1) * CHUNK).min(m) {
+                    scores.sample(&mut rng, &mut buf, &mut out, with_add);
                 }
                 out
             })
             .collect();
-        let mut result = [Vec::new(), Vec::new()];
-        for [r, a] in per_chunk {
-            result[0].extend(r);
-            result[1].extend(a);
+        let (mut rem, mut add_l) = (Vec::new(), Vec::new());
+        for (r, a) in per_chunk {
+            rem.extend(r);
+            add_l.extend(a);
         }
-        let [mut r, mut a] = result;
-        for v in [&mut r, &mut a] {
-            if v.iter().any(|x| x.is_nan()) {
-                return Err(AccountingError::Unreachable(format!(
-                    "the privacy loss is NaN at --noise-multiplier {z}"
-                )));
-            }
-            v.sort_by(|x, y| y.total_cmp(x));
+        if rem.iter().any(|(l, w)| l.is_nan() || w.is_nan()) || add_l.iter().any(|x| x.is_nan()) {
+            return Err(AccountingError::Unreachable(format!(
+                "the privacy loss is NaN at --noise-multiplier {z}"
+            )));
         }
-        Ok([Losses { positive: r, m }, Losses { positive: a, m }])
+        rem.sort_by(|x, y| y.0.total_cmp(&x.0));
+        add_l.sort_by(|x, y| y.total_cmp(x));
+        let kappa = lambda * (1.0 + lambda) * 0.5 * self.max_norm2() / (z * z);
+        let weighted = Weighted {
+            samples: rem,
+            m,
+            lambda,
+            kappa,
+            eps_lo: 0.0,
+            cap: f64::INFINITY,
+            range_high: 0.0,
+        };
+        Ok((weighted.split_at(floor), Losses { positive: add_l, m }))
     }
 
     /// V̄(ε) = (1/m) Σ_j (1 − e^{ε − L_j})₊. O(#{L_j > ε}).
@@ -355,7 +517,8 @@ impl MonteCarloBnb {
         kl_upper_bound(Self::mean(l, epsilon), l.m, alpha)
     }
 
-    fn epsilon_at_level(&self, z: f64, delta: f64, alpha: f64, round: u64) -> Result<f64> {
+    /// The zero-count floor of the add direction's bound; an error when it exceeds δ.
+    fn check_floor(&self, delta: f64, alpha: f64) -> Result<()> {
         let floor = kl_upper_bound(0.0, self.samples, alpha);
         if floor > delta {
             let need = ((1.0 / alpha).ln() / delta).ceil();
@@ -364,32 +527,52 @@ impl MonteCarloBnb {
                 self.samples
             )));
         }
-        let mut eps = 0.0f64;
-        for l in self.losses(z, round)? {
-            eps = eps.max(bisect_epsilon(
-                |e| Ok(Self::ucb(&l, e, alpha)),
-                delta,
-                1e-10,
-            )?);
+        Ok(())
+    }
+
+    /// The tilt and search floor for `epsilon()` at (z, δ), from a pilot run on its own stream
+    /// family (so the main samples stay independent of both): the point estimate ε̂ of ε with
+    /// m/8 samples tilted for the unamplified Gaussian ε; returns (λ for ε̂, floor 0.97·ε̂).
+    /// O(m·b²/8).
+    ///
+    /// Should the pilot find no ε (an unamplified ε beyond 1e7, or a point estimate that never
+    /// reaches δ), the tilt for the guess and floor 0 are used: still valid, only less tight.
+    fn pilot(&self, z: f64, delta: f64, round: u64) -> Result<(f64, f64)> {
+        let guess = super::AnalyticGaussian.epsilon(z, delta).unwrap_or(1e3);
+        let m = self.samples.div_ceil(8).max(CHUNK);
+        let (rem, _) = self.draw(z, self.tilt(z, guess), m, PILOT_FAMILY | round, false, 0.0)?;
+        match bisect_epsilon(|e| Ok(rem.mean(e)), delta, 1e-6) {
+            Ok(point) => Ok((self.tilt(z, point), PILOT_FLOOR * point)),
+            Err(_) => Ok((self.tilt(z, guess), 0.0)),
         }
-        Ok(eps)
+    }
+
+    /// ε at (z, δ): pilot, one draw, then the smallest ε ≥ the pilot's floor whose bound is ≤ δ
+    /// in each direction (below the floor the remove bound reports 1, so the answer is at
+    /// least the floor — conservative if the true ε is lower).
+    fn epsilon_at_level(&self, z: f64, delta: f64, alpha: f64, round: u64) -> Result<f64> {
+        self.check_floor(delta, alpha)?;
+        let (lambda, floor) = self.pilot(z, delta, round)?;
+        let (rem, add) = self.draw(z, lambda, self.samples, round, true, floor)?;
+        let e_rem = bisect_epsilon(|e| Ok(rem.ucb(e, alpha)), delta, 1e-10)?;
+        let e_add = bisect_epsilon(|e| Ok(Self::ucb(&add, e, alpha)), delta, 1e-10)?;
+        Ok(e_rem.max(e_add))
     }
 
     fn delta_at_level(&self, z: f64, epsilon: f64, alpha: f64, round: u64) -> Result<f64> {
-        let mut d = 0.0f64;
-        for l in self.losses(z, round)? {
-            d = d.max(Self::ucb(&l, epsilon, alpha));
-        }
-        Ok(d)
+        let (rem, add) = self.draw(z, self.tilt(z, epsilon), self.samples, round, true, epsilon)?;
+        Ok(rem.ucb(epsilon, alpha).max(Self::ucb(&add, epsilon, alpha)))
     }
 
-    /// Point estimate of δ(ε) (no confidence bound) per direction, `[remove, add]`, for
-    /// diagnostics and tests — **not** a privacy guarantee.
+    /// Point estimate of δ(ε) (no confidence bound) per direction, `[remove, add]` (remove:
+    /// the importance-sampling mean, unbiased), for diagnostics and tests — **not** a privacy
+    /// guarantee.
     pub fn delta_point_estimate(&self, noise_multiplier: f64, epsilon: f64) -> Result<[f64; 2]> {
         check_noise_multiplier(noise_multiplier)?;
         check_epsilon_arg(epsilon)?;
-        let [r, a] = self.losses(noise_multiplier, 0)?;
-        Ok([Self::mean(&r, epsilon), Self::mean(&a, epsilon)])
+        let z = noise_multiplier;
+        let (rem, add) = self.draw(z, self.tilt(z, epsilon), self.samples, 0, true, 0.0)?;
+        Ok([rem.mean(epsilon), Self::mean(&add, epsilon)])
     }
 
     /// Point estimate of ε(δ) (smallest ε with both directions' sample means ≤ δ, same samples
@@ -398,11 +581,144 @@ impl MonteCarloBnb {
     pub fn epsilon_point_estimate(&self, noise_multiplier: f64, delta: f64) -> Result<f64> {
         check_noise_multiplier(noise_multiplier)?;
         check_delta(delta)?;
-        let mut eps = 0.0f64;
-        for l in self.losses(noise_multiplier, 0)? {
-            eps = eps.max(bisect_epsilon(|e| Ok(Self::mean(&l, e)), delta, 1e-10)?);
+        let z = noise_multiplier;
+        let (lambda, _) = self.pilot(z, delta, 0)?;
+        let (rem, add) = self.draw(z, lambda, self.samples, 0, true, 0.0)?;
+        let e_rem = bisect_epsilon(|e| Ok(rem.mean(e)), delta, 1e-10)?;
+        let e_add = bisect_epsilon(|e| Ok(Self::mean(&add, e)), delta, 1e-10)?;
+        Ok(e_rem.max(e_add))
+    }
+}
+
+/// One chunk's output: remove samples (L, ln W) with L > floor, add losses > 0.
+type Chunk = (Vec<(f64, f64)>, Vec<f64>);
+
+/// The per-draw constants of the privacy-loss computation at noise multiplier z and tilt λ.
+///
+/// With q_i = −G[i, i]/(2z²) + u_i/z (the add direction's scores, y = z·g) and
+/// Δ_i = (1+λ)G[i*, i]/z² ≥ 0 (C ≥ 0 ⇒ G ≥ 0), the remove scores under proposal component i*
+/// are a_i = q_i + Δ_i, non-zero Δ only where row i* of G is. For a sparse row, writing
+/// Σ e^{a_i} = Σ e^{q_i} + Σ_{Δ_i > 0} e^{q_i + Δ_i}(1 − e^{−Δ_i}) (every term ≥ 0, no
+/// cancellation) reuses the add direction's b exponentials: for C = I the remove loss costs
+/// two more, not b. A dense row is summed directly. The proposal's lse is only computed for
+/// samples above the floor (the only ones the bounds read).
+struct Scores<'a> {
+    acc: &'a MonteCarloBnb,
+    inv_z: f64,
+    ln_b: f64,
+    lambda: f64,
+    floor: f64,
+    /// q's offsets −G[i, i]/(2z²).
+    add: Vec<f64>,
+    /// Row i* of Δ: its non-zero entries (i, Δ_i).
+    rows: Vec<Vec<(usize, f64)>>,
+    /// λ(1+λ)G[i, i]/(2z²): ln dProp/dQ = lse_i((1+λ)a_i − shift_i) − ln b.
+    shift: Vec<f64>,
+}
+
+impl<'a> Scores<'a> {
+    fn new(acc: &'a MonteCarloBnb, z: f64, lambda: f64, floor: f64) -> Self {
+        let b = acc.bins;
+        let inv_z2 = 1.0 / (z * z);
+        let half_norm = |i: usize| 0.5 * acc.gram[i * b + i] * inv_z2;
+        let rows = (0..b)
+            .map(|r| {
+                (0..b)
+                    .filter(|&i| acc.gram[r * b + i] != 0.0)
+                    .map(|i| (i, (1.0 + lambda) * acc.gram[r * b + i] * inv_z2))
+                    .collect()
+            })
+            .collect();
+        Self {
+            acc,
+            inv_z: 1.0 / z,
+            ln_b: (b as f64).ln(),
+            lambda,
+            floor: floor.max(0.0),
+            add: (0..b).map(|i| -half_norm(i)).collect(),
+            rows,
+            shift: (0..b)
+                .map(|i| lambda * (1.0 + lambda) * half_norm(i))
+                .collect(),
         }
-        Ok(eps)
+    }
+
+    /// ln((1/b) Σ_i e^{s_i}) without overflow. O(b).
+    fn lse(&self, s: &[f64]) -> f64 {
+        let mx = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        mx + s.iter().map(|v| (v - mx).exp()).sum::<f64>().ln() - self.ln_b
+    }
+
+    /// One sample: w ~ N(0, I), i* uniform, u = R w; pushes the remove (L, ln W) if L > floor
+    /// and the add loss if positive. `buf` = [w, u (then q), scratch]. O(b²) (R dense) or O(b).
+    fn sample(
+        &self,
+        rng: &mut ChaCha8Rng,
+        buf: &mut [Vec<f64>; 3],
+        out: &mut Chunk,
+        with_add: bool,
+    ) {
+        use rand::RngExt;
+        let (b, acc) = (self.acc.bins, self.acc);
+        let [w, u, s] = buf;
+        for wi in w.iter_mut() {
+            *wi = StandardNormal.sample(rng);
+        }
+        let istar = rng.random_range(0..b);
+        // u = R w, column by column (axpy; columns cut at their last non-zero).
+        u.fill(0.0);
+        for (c, &wc) in w.iter().enumerate() {
+            let col = &acc.chol_cols[c * b + c..c * b + acc.col_end[c]];
+            for (ui, r) in u[c..acc.col_end[c]].iter_mut().zip(col) {
+                *ui += r * wc;
+            }
+        }
+        // q = add scores (in u), their normalised exponentials (in s).
+        for (ui, mi) in u.iter_mut().zip(&self.add) {
+            *ui = mi + *ui * self.inv_z;
+        }
+        let q = &*u;
+        let mq = q.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let mut sum_q = 0.0;
+        for (si, qi) in s.iter_mut().zip(q) {
+            *si = (qi - mq).exp();
+            sum_q += *si;
+        }
+        let l_add = -(mq + sum_q.ln() - self.ln_b);
+        if with_add && (l_add > 0.0 || l_add.is_nan()) {
+            out.1.push(l_add);
+        }
+        // Remove: Σ e^{a_i} = e^{mq + mr}·(sum_q·e^{−mr} + Σ_{Δ_i > 0} e^{x_i + Δ_i}(1 − e^{−Δ_i})),
+        // x_i = q_i − mq − mr, mr ≥ 0 chosen so that every x_i + Δ_i ≤ 0.
+        // A dense row (e.g. BISR) is cheaper directly: lse of a = q + Δ.
+        let row = &self.rows[istar];
+        let l_remove = if 2 * row.len() > b {
+            s.copy_from_slice(q);
+            for &(i, d) in row {
+                s[i] += d;
+            }
+            self.lse(s)
+        } else {
+            let mr = row
+                .iter()
+                .map(|&(i, d)| q[i] - mq + d)
+                .fold(0.0f64, f64::max);
+            let mut sum_a = sum_q * (-mr).exp();
+            for &(i, d) in row {
+                sum_a += (q[i] - mq - mr + d).exp() * -(-d).exp_m1();
+            }
+            mq + mr + sum_a.ln() - self.ln_b
+        };
+        if l_remove > self.floor || l_remove.is_nan() {
+            let f = 1.0 + self.lambda;
+            for ((si, qi), ci) in s.iter_mut().zip(q).zip(&self.shift) {
+                *si = f * qi - ci;
+            }
+            for &(i, d) in row {
+                s[i] += f * d;
+            }
+            out.0.push((l_remove, l_remove - self.lse(s)));
+        }
     }
 }
 
@@ -501,21 +817,21 @@ impl Accountant for MonteCarloBnb {
     ///
     /// # Privacy contract
     /// Each verified z is fixed before its stream is drawn, so by the union bound the returned z
-    /// meets (ε, δ) with probability ≥ 1 − α (= `confidence`). `AccountingPlan::calibrate` then
-    /// reports the ε of stream 0 at the level α.
+    /// meets (ε, δ) with probability ≥ 1 − α (= `confidence`). `AccountingPlan::calibrate`
+    /// reports the ε of the accepting verification round ([`Accountant::calibrate_verified`]).
     fn calibrate(&self, epsilon: f64, delta: f64) -> Result<f64> {
+        Ok(self.calibrate_verified(epsilon, delta)?.0)
+    }
+
+    /// [`Accountant::calibrate`] with the ε of the verification round that accepted z (≤ the
+    /// target): the upper confidence bound actually checked, at level α/R for that round.
+    fn calibrate_verified(&self, epsilon: f64, delta: f64) -> Result<(f64, f64)> {
         check_epsilon(epsilon)?;
         check_delta(delta)?;
         let alpha = self.alpha() / VERIFY_ROUNDS as f64;
         let ok =
             |z: f64| -> Result<bool> { Ok(self.delta_at_level(z, epsilon, alpha, 0)? <= delta) };
-        let floor = kl_upper_bound(0.0, self.samples, alpha);
-        if floor > delta {
-            return Err(AccountingError::Unreachable(format!(
-                "--delta {delta} is below what {} Monte Carlo samples can certify (at best {floor:.3e}); raise --mc-samples",
-                self.samples
-            )));
-        }
+        self.check_floor(delta, alpha)?;
         let start = super::AnalyticGaussian.calibrate(epsilon, delta)?;
         let mut hi = start;
         let mut tries = 0;
@@ -546,8 +862,9 @@ impl Accountant for MonteCarloBnb {
         }
         let mut z = hi;
         for round in 1..=VERIFY_ROUNDS {
-            if self.epsilon_at_level(z, delta, alpha, round)? <= epsilon {
-                return Ok(z);
+            let verified = self.epsilon_at_level(z, delta, alpha, round)?;
+            if verified <= epsilon {
+                return Ok((z, verified));
             }
             z *= 1.005;
         }
@@ -558,7 +875,7 @@ impl Accountant for MonteCarloBnb {
 
     fn rounding(&self) -> String {
         format!(
-            "Monte Carlo upper confidence bound (Chernoff-Hoeffding KL bound) at confidence {}, {} samples per direction, max over add/remove",
+            "Monte Carlo upper confidence bound at confidence {}, {} samples per direction (remove: importance sampling with an empirical-Bernstein bound; add: Chernoff-Hoeffding KL bound), max over add/remove",
             self.confidence, self.samples
         )
     }
