@@ -50,6 +50,7 @@ pub fn args(
         band,
         min_sep,
         participations,
+        buffers: None,
     }
 }
 

@@ -40,7 +40,7 @@ pub struct StrategyArgs {
         allow_negative_numbers = true
     )]
     pub weight_decay: f64,
-    /// Factorization method: identity, sqrt, lr-sqrt, bsr, lr-bsr, bisr, lr-bisr, dense-sqrt.
+    /// Factorization method: identity, sqrt, lr-sqrt, bsr, lr-bsr, bisr, lr-bisr, dense-sqrt, blt, lr-blt, dense-opt, lr-dense-opt.
     #[arg(long, default_value = "identity")]
     pub method: String,
     /// Band p of the banded methods (1 ≤ p ≤ n).
@@ -52,6 +52,9 @@ pub struct StrategyArgs {
     /// Maximum participations k of an example (≥ 1, ≤ ⌈n/min-sep⌉; > 1 needs --min-sep).
     #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
     pub participations: usize,
+    /// Buffers d of the BLT methods (1..=10); chosen automatically when absent.
+    #[arg(long, allow_negative_numbers = true)]
+    pub buffers: Option<usize>,
 }
 
 /// The validated problem behind [`StrategyArgs`].
@@ -109,6 +112,7 @@ impl StrategyArgs {
         let problem = self.problem()?;
         let method = self.method()?;
         let f = spec(method, self.band, &problem)?
+            .with_buffers(self.buffers)
             .factorize(&problem.workload, problem.participation)
             .map_err(usage)?;
         Ok((problem, f))
@@ -166,6 +170,9 @@ pub struct ErrorsReport {
     /// The nuclear-norm lower bound `‖W‖_*/n` (compare only, n ≤ 4096).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lower_bound: Option<f64>,
+    /// BLT buffers d (blt, lr-blt: given or chosen automatically).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub buffers: Option<usize>,
     /// Wall time of factorization and evaluation, in milliseconds.
     pub millis: f64,
     /// Caveats (e.g. increasing rates are outside the paper's theory).
@@ -181,7 +188,7 @@ pub fn evaluate(args: &StrategyArgs) -> Result<ErrorsReport> {
 
 fn evaluate_method(args: &StrategyArgs, problem: &Problem, method: Method) -> Result<ErrorsReport> {
     let start = Instant::now();
-    let spec = spec(method, args.band, problem)?;
+    let spec = spec(method, args.band, problem)?.with_buffers(args.buffers);
     let f = spec
         .factorize(&problem.workload, problem.participation)
         .map_err(usage)?;
@@ -194,7 +201,10 @@ fn evaluate_method(args: &StrategyArgs, problem: &Problem, method: Method) -> Re
                 .to_string(),
         );
     }
-    if method.is_lr_aware() && problem.schedule.exact_geometric_rate().is_none() {
+    if method.is_lr_aware()
+        && !method.is_optimized()
+        && problem.schedule.exact_geometric_rate().is_none()
+    {
         notes.push(format!(
             "{method} uses the geometric surrogate α = β^(1/(n−1)) = {} of this schedule; B uses the true schedule",
             spec.alpha
@@ -218,10 +228,14 @@ fn evaluate_method(args: &StrategyArgs, problem: &Problem, method: Method) -> Re
         max_se: e.max_se,
         mean_se: e.mean_se,
         lower_bound: None,
+        buffers: f.buffers,
         millis,
         notes,
     })
 }
+
+/// The largest n at which `compare` runs the dense optimum (each iteration is O(n³)).
+const COMPARE_DENSE_OPT_N: usize = 1024;
 
 /// Every method side by side, best (lowest MaxSE) first. Methods that cannot run for these
 /// flags (banded ones without `--band`, dense-sqrt beyond its size limit) are left out and
@@ -242,6 +256,21 @@ pub fn compare(args: &StrategyArgs) -> Result<(Vec<ErrorsReport>, Vec<String>)> 
                 lrmf_factor::MAX_DENSE_N
             ));
             continue;
+        }
+        if matches!(method, Method::DenseOpt | Method::LrDenseOpt) {
+            if problem.workload.n() > COMPARE_DENSE_OPT_N {
+                skipped.push(format!(
+                    "{method}: n > {COMPARE_DENSE_OPT_N} in compare (O(n³) per iteration; run `errors --method {method}` up to n = {})",
+                    lrmf_factor::MAX_DENSE_OPT_N
+                ));
+                continue;
+            }
+            if problem.participation.k() > 1 {
+                skipped.push(format!(
+                    "{method}: single participation only (--participations 1)"
+                ));
+                continue;
+            }
         }
         let mut r = evaluate_method(args, &problem, method)?;
         r.lower_bound = lb;

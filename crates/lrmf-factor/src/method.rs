@@ -23,11 +23,19 @@ pub enum Method {
     LrBisr,
     /// C = W^{1/2}, the principal square root of the true workload (dense, O(n³)).
     DenseSqrt,
+    /// BLT C (d buffers) optimized on the constant-rate workload (MATH.md §5b).
+    Blt,
+    /// BLT C (d buffers) optimized on the true workload (schedule, momentum, weight decay).
+    LrBlt,
+    /// The optimal dense C for the constant-rate workload (single participation, mean-se).
+    DenseOpt,
+    /// The optimal dense C for the true workload (single participation, mean-se).
+    LrDenseOpt,
 }
 
 impl Method {
     /// Every method, in the order of the paper's tables.
-    pub const ALL: [Method; 8] = [
+    pub const ALL: [Method; 12] = [
         Method::Identity,
         Method::Sqrt,
         Method::LrSqrt,
@@ -36,6 +44,10 @@ impl Method {
         Method::Bisr,
         Method::LrBisr,
         Method::DenseSqrt,
+        Method::Blt,
+        Method::LrBlt,
+        Method::DenseOpt,
+        Method::LrDenseOpt,
     ];
 
     /// The command-line name.
@@ -49,6 +61,10 @@ impl Method {
             Method::Bisr => "bisr",
             Method::LrBisr => "lr-bisr",
             Method::DenseSqrt => "dense-sqrt",
+            Method::Blt => "blt",
+            Method::LrBlt => "lr-blt",
+            Method::DenseOpt => "dense-opt",
+            Method::LrDenseOpt => "lr-dense-opt",
         }
     }
 
@@ -60,9 +76,29 @@ impl Method {
         )
     }
 
+    /// True for the methods whose C is optimized numerically (they report an
+    /// [`OptimizeInfo`](crate::OptimizeInfo)).
+    pub fn is_optimized(&self) -> bool {
+        matches!(
+            self,
+            Method::Blt | Method::LrBlt | Method::DenseOpt | Method::LrDenseOpt
+        )
+    }
+
+    /// True for the O(n³) dense methods, limited to n ≤ their maximum.
+    pub fn is_dense(&self) -> bool {
+        matches!(
+            self,
+            Method::DenseSqrt | Method::DenseOpt | Method::LrDenseOpt
+        )
+    }
+
     /// True for the learning-rate-aware methods.
     pub fn is_lr_aware(&self) -> bool {
-        matches!(self, Method::LrSqrt | Method::LrBsr | Method::LrBisr)
+        matches!(
+            self,
+            Method::LrSqrt | Method::LrBsr | Method::LrBisr | Method::LrBlt | Method::LrDenseOpt
+        )
     }
 
     /// The schedule-blind counterpart of an lr- method (itself otherwise).
@@ -71,6 +107,8 @@ impl Method {
             Method::LrSqrt => Method::Sqrt,
             Method::LrBsr => Method::Bsr,
             Method::LrBisr => Method::Bisr,
+            Method::LrBlt => Method::Blt,
+            Method::LrDenseOpt => Method::DenseOpt,
             m => *m,
         }
     }

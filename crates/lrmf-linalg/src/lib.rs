@@ -7,11 +7,13 @@
 //!   (a *banded* one when `c` has fewer than `n` entries). Products, inverses and square roots of
 //!   such matrices are products, inverses and square roots of truncated power series ([`series`]).
 //! - [`DenseLower`]: a general lower-triangular matrix (faer), for `dense-sqrt` and for oracles.
+//! - [`BltMatrix`]: a buffered linear Toeplitz matrix (rational generating function, d buffers).
 //! - [`LowerTriangular`]: the closed set of shapes a factor `C` takes (identity, Toeplitz,
-//!   inverse of a Toeplitz, dense), with `apply`, `apply_transpose`, `solve` and `to_dense`.
+//!   inverse of a Toeplitz, BLT, dense), with `apply`, `apply_transpose`, `solve` and `to_dense`.
 //!
 //! Everything here is pure, deterministic f64 arithmetic with no IO.
 
+mod blt;
 mod dense;
 mod error;
 pub mod fft;
@@ -19,6 +21,7 @@ mod lower;
 pub mod series;
 mod toeplitz;
 
+pub use blt::BltMatrix;
 pub use dense::DenseLower;
 pub use error::LinalgError;
 pub use lower::{LinearOperator, LowerTriangular};

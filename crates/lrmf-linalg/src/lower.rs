@@ -1,6 +1,6 @@
 //! The closed set of shapes a strategy matrix `C` takes, behind one operator interface.
 
-use crate::{DenseLower, LinalgError, ToeplitzLower};
+use crate::{BltMatrix, DenseLower, LinalgError, ToeplitzLower};
 use faer::Mat;
 
 /// A square linear operator with products in both directions and an exact dense form for tests.
@@ -23,7 +23,8 @@ pub trait LinearOperator {
 /// | `Identity` | I | O(n) | O(1) |
 /// | `Toeplitz(t)` | `Toep(c)` (sqrt, BSR families) | O(n·p) or O(n log n) / O(n·p) | O(p) |
 /// | `InverseToeplitz(t)` | `Toep(d)⁻¹` (BISR family: the band is on `C⁻¹`) | O(n·p) / O(n·p) | O(p) |
-/// | `Dense(m)` | general (dense-sqrt) | O(n²) | O(n²) |
+/// | `Blt(b)` | `Toep(c)`, `c(x) = 1 + Σ ω_i x/(1 − θ_i x)` (blt, lr-blt) | O(n·d) / O(n·d) | O(d) |
+/// | `Dense(m)` | general (dense-sqrt, dense-opt) | O(n²) | O(n²) |
 #[derive(Debug, Clone)]
 pub enum LowerTriangular {
     /// The n×n identity.
@@ -35,6 +36,8 @@ pub enum LowerTriangular {
     Toeplitz(ToeplitzLower),
     /// `Toep(d)⁻¹`: the stored Toeplitz matrix is the *inverse* of this operator.
     InverseToeplitz(ToeplitzLower),
+    /// A buffered linear Toeplitz matrix with d buffers.
+    Blt(BltMatrix),
     /// A general dense lower-triangular matrix.
     Dense(DenseLower),
 }
@@ -45,6 +48,7 @@ impl LowerTriangular {
         match self {
             Self::Identity { n } => *n,
             Self::Toeplitz(t) | Self::InverseToeplitz(t) => t.n(),
+            Self::Blt(b) => b.n(),
             Self::Dense(d) => d.n(),
         }
     }
@@ -55,6 +59,7 @@ impl LowerTriangular {
             Self::Identity { .. } => y.to_vec(),
             Self::Toeplitz(t) => t.solve(y),
             Self::InverseToeplitz(t) => t.apply(y),
+            Self::Blt(b) => b.solve(y),
             Self::Dense(d) => d.solve(y)?,
         })
     }
@@ -73,6 +78,7 @@ impl LowerTriangular {
                 crate::series::Algorithm::Recurrence,
             )
             .ok()?,
+            Self::Blt(b) => b.coeffs(len.min(b.n()).max(1)),
             Self::Dense(_) => return None,
         };
         c.resize(len.min(self.n()), 0.0);
@@ -90,6 +96,7 @@ impl LowerTriangular {
                 crate::series::Algorithm::Auto,
             )
             .ok()?,
+            Self::Blt(b) => b.inverse_coeffs(len.min(b.n()).max(1)),
             Self::Dense(_) => return None,
         };
         c.resize(len.min(self.n()), 0.0);
@@ -122,6 +129,7 @@ impl LinearOperator for LowerTriangular {
             Self::Identity { .. } => x.to_vec(),
             Self::Toeplitz(t) => t.apply(x),
             Self::InverseToeplitz(t) => t.solve(x),
+            Self::Blt(b) => b.apply(x),
             Self::Dense(d) => d.apply(x),
         }
     }
@@ -144,6 +152,7 @@ impl LinearOperator for LowerTriangular {
                 }
                 y
             }
+            Self::Blt(b) => b.apply_transpose(x),
             Self::Dense(d) => d.apply_transpose(x),
         }
     }
@@ -152,6 +161,7 @@ impl LinearOperator for LowerTriangular {
         match self {
             Self::Identity { n } => Mat::from_fn(*n, *n, |i, j| if i == j { 1.0 } else { 0.0 }),
             Self::Toeplitz(t) => t.to_dense(),
+            Self::Blt(b) => b.to_dense(),
             Self::InverseToeplitz(_) => {
                 let n = self.n();
                 let mut out = Mat::zeros(n, n);
@@ -210,6 +220,9 @@ mod tests {
         ));
         check(&LowerTriangular::InverseToeplitz(
             ToeplitzLower::new(n, vec![1.0, -0.5, -0.125]).unwrap(),
+        ));
+        check(&LowerTriangular::Blt(
+            BltMatrix::new(n, vec![0.95, 0.4], vec![0.2, 0.3]).unwrap(),
         ));
         let dense = Mat::from_fn(n, n, |i, j| {
             if j <= i {
