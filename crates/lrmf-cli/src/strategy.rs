@@ -235,7 +235,7 @@ fn evaluate_method(args: &StrategyArgs, problem: &Problem, method: Method) -> Re
 }
 
 /// The largest n at which `compare` runs the dense optimum (each iteration is O(n³)).
-const COMPARE_DENSE_OPT_N: usize = 1024;
+const COMPARE_DENSE_OPT_N: usize = 512;
 
 /// Every method side by side, best (lowest MaxSE) first. Methods that cannot run for these
 /// flags (banded ones without `--band`, dense-sqrt beyond its size limit) are left out and

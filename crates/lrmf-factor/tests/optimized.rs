@@ -6,7 +6,7 @@
 use lrmf_factor::{
     FactorSpec, Factorization, Factorizer, MAX_DENSE_OPT_N, Method, Objective, errors, lower_bound,
 };
-use lrmf_linalg::LowerTriangular;
+use lrmf_linalg::{LinearOperator, LowerTriangular};
 use lrmf_privacy::{Participation, sensitivity::brute_force};
 use lrmf_schedule::{Kind, LrSchedule};
 use lrmf_workload::Workload;
@@ -51,6 +51,16 @@ fn blt_matches_or_beats_the_reference_library() {
         let f = run(Method::Blt, &s, &w, p, o);
         let got = metric(&w, &f, p, o);
         assert!(got <= want * 1.01, "n {n} k {k} {o}: lrmf {got} vs jax_privacy {want}");
+    }
+    // dense.optimize (single participation, mean-se): dense-opt is at least as good.
+    for e in doc["dense"].as_array().unwrap() {
+        let n = e["n"].as_u64().unwrap() as usize;
+        let want = e["value"].as_f64().unwrap();
+        let (s, w) = problem("constant", n, 1.0, 0.0);
+        let p = Participation::single();
+        let f = run(Method::DenseOpt, &s, &w, p, Objective::MeanSe);
+        let got = metric(&w, &f, p, Objective::MeanSe);
+        assert!(got <= want * (1.0 + 1e-9), "dense n {n}: lrmf {got} vs jax_privacy {want}");
     }
 }
 

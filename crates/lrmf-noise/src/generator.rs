@@ -698,7 +698,6 @@ impl CorrelatedNoise {
                         .for_each_init(Scratch::new, |s, (ci, (o, hist))| run(s, ci, o, hist));
                 }
             }
-        }
             Form::Blt { theta, omega, .. } => {
                 let neg: Vec<f64> = omega.iter().map(|&w| -w).collect();
                 out.par_chunks_mut(CHUNK)
