@@ -28,9 +28,7 @@ fn run(
         .unwrap()
         .factorize(&w, p)
         .unwrap();
-    errors(&w, &f, p)
-        .unwrap()
-        .max_se
+    errors(&w, &f, p).unwrap().max_se
 }
 
 fn banded_at_scale(c: &mut Criterion) {

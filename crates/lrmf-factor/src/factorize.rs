@@ -183,7 +183,13 @@ impl FactorSpec {
                 let fit = self.blt_fit(w, p)?;
                 let d = fit.theta.len();
                 let c = BltMatrix::new(n, fit.theta, fit.omega)?;
-                (LowerTriangular::Blt(c), fit.value, fit.iterations, fit.converged, Some(d))
+                (
+                    LowerTriangular::Blt(c),
+                    fit.value,
+                    fit.iterations,
+                    fit.converged,
+                    Some(d),
+                )
             }
             _ => {
                 if p.k() > 1 {
@@ -199,18 +205,34 @@ impl FactorSpec {
                 if self.objective != Objective::MeanSe {
                     return Err(invalid(
                         "objective",
-                        format!("{} optimizes mean-se only, got {}", self.method, self.objective),
+                        format!(
+                            "{} optimizes mean-se only, got {}",
+                            self.method, self.objective
+                        ),
                     ));
                 }
                 if n > MAX_DENSE_OPT_N {
                     return Err(invalid(
                         "n",
-                        format!("{} is O(n³) per iteration: n = {n} exceeds its limit {MAX_DENSE_OPT_N}", self.method),
+                        format!(
+                            "{} is O(n³) per iteration: n = {n} exceeds its limit {MAX_DENSE_OPT_N}",
+                            self.method
+                        ),
                     ));
                 }
-                let target = if self.method == Method::DenseOpt { w.constant_rate() } else { w.clone() };
+                let target = if self.method == Method::DenseOpt {
+                    w.constant_rate()
+                } else {
+                    w.clone()
+                };
                 let fit = optimize_dense(&target)?;
-                (LowerTriangular::Dense(fit.c), fit.value, fit.iterations, fit.converged, None)
+                (
+                    LowerTriangular::Dense(fit.c),
+                    fit.value,
+                    fit.iterations,
+                    fit.converged,
+                    None,
+                )
             }
         };
         Ok(Factorization {
@@ -239,11 +261,25 @@ impl FactorSpec {
             let t = series::scale_powers(&w.toeplitz_series(n), alpha);
             Ok(series::sqrt(&t, n, Algorithm::Auto)?)
         };
-        let blt = optimize_blt(&plain, p, self.objective, self.buffers, &sqrt_of(1.0)?, None)?;
+        let blt = optimize_blt(
+            &plain,
+            p,
+            self.objective,
+            self.buffers,
+            &sqrt_of(1.0)?,
+            None,
+        )?;
         if self.method == Method::Blt || w.chi().iter().all(|&x| x == 1.0) {
             return Ok(blt);
         }
-        let mut lr = optimize_blt(w, p, self.objective, self.buffers, &sqrt_of(self.alpha)?, Some(&blt))?;
+        let mut lr = optimize_blt(
+            w,
+            p,
+            self.objective,
+            self.buffers,
+            &sqrt_of(self.alpha)?,
+            Some(&blt),
+        )?;
         lr.iterations += blt.iterations;
         Ok(lr)
     }

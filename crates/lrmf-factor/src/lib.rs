@@ -29,7 +29,7 @@ mod optimize;
 
 pub use error::FactorError;
 pub use factorize::{FactorSpec, Factorization, Factorizer, MAX_DENSE_N, MAX_DENSE_OPT_N};
-pub use optimize::blt::{MAX_BLT_N, MAX_BUFFERS};
 pub use method::Method;
 pub use metrics::{Errors, errors, lower_bound};
 pub use objective::{Objective, OptimizeInfo};
+pub use optimize::blt::{MAX_BLT_N, MAX_BUFFERS};

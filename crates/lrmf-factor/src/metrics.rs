@@ -247,7 +247,12 @@ mod tests {
         let lb = lower_bound(&w).unwrap();
         for m in Method::ALL {
             let spec = FactorSpec::for_schedule(m, Some(8), &s).unwrap();
-            let e = errors(&w, &spec.factorize(&w, Participation::single()).unwrap(), Participation::single()).unwrap();
+            let e = errors(
+                &w,
+                &spec.factorize(&w, Participation::single()).unwrap(),
+                Participation::single(),
+            )
+            .unwrap();
             assert!(e.mean_se >= lb * (1.0 - 1e-12), "{m}: {} < {lb}", e.mean_se);
             assert!(e.max_se >= e.mean_se * (1.0 - 1e-12));
         }

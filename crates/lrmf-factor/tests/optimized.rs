@@ -50,7 +50,10 @@ fn blt_matches_or_beats_the_reference_library() {
         let p = Participation::new(n, Some(b), k).unwrap();
         let f = run(Method::Blt, &s, &w, p, o);
         let got = metric(&w, &f, p, o);
-        assert!(got <= want * 1.01, "n {n} k {k} {o}: lrmf {got} vs jax_privacy {want}");
+        assert!(
+            got <= want * 1.01,
+            "n {n} k {k} {o}: lrmf {got} vs jax_privacy {want}"
+        );
     }
     // dense.optimize (single participation, mean-se): dense-opt is at least as good.
     for e in doc["dense"].as_array().unwrap() {
@@ -60,7 +63,10 @@ fn blt_matches_or_beats_the_reference_library() {
         let p = Participation::single();
         let f = run(Method::DenseOpt, &s, &w, p, Objective::MeanSe);
         let got = metric(&w, &f, p, Objective::MeanSe);
-        assert!(got <= want * (1.0 + 1e-9), "dense n {n}: lrmf {got} vs jax_privacy {want}");
+        assert!(
+            got <= want * (1.0 + 1e-9),
+            "dense n {n}: lrmf {got} vs jax_privacy {want}"
+        );
     }
 }
 
@@ -81,7 +87,10 @@ fn lr_blt_is_never_worse_than_blt_on_scheduled_workloads() {
         let plain = run(Method::Blt, &s, &w, p, o);
         let lr = run(Method::LrBlt, &s, &w, p, o);
         let (a, b) = (metric(&w, &lr, p, o), metric(&w, &plain, p, o));
-        assert!(a <= b * (1.0 + 1e-9), "{kind} β {beta} μ {mu} k {k} {o}: lr-blt {a} > blt {b}");
+        assert!(
+            a <= b * (1.0 + 1e-9),
+            "{kind} β {beta} μ {mu} k {k} {o}: lr-blt {a} > blt {b}"
+        );
         let d = lr.buffers.unwrap();
         assert!((1..=10).contains(&d));
         assert_eq!(lr.info.as_ref().unwrap().objective, o);
@@ -100,9 +109,15 @@ fn dense_opt_is_the_floor_of_the_ladder() {
         let opt = metric(&w, &best, p, o);
         assert!(opt >= lower_bound(&w).unwrap() * (1.0 - 1e-12));
         for m in Method::ALL {
-            let f = FactorSpec::for_schedule(m, Some(8), &s).unwrap().factorize(&w, p).unwrap();
+            let f = FactorSpec::for_schedule(m, Some(8), &s)
+                .unwrap()
+                .factorize(&w, p)
+                .unwrap();
             let v = metric(&w, &f, p, o);
-            assert!(opt <= v * (1.0 + 1e-9), "{kind}: {m} {v} < lr-dense-opt {opt}");
+            assert!(
+                opt <= v * (1.0 + 1e-9),
+                "{kind}: {m} {v} < lr-dense-opt {opt}"
+            );
         }
         let LowerTriangular::Dense(c) = &best.c else {
             panic!("dense-opt must give a dense C")
@@ -135,7 +150,10 @@ fn sensitivities_are_at_least_brute_force() {
                 let f = run(m, &s, &w, p, o);
                 let rep = errors(&w, &f, p).unwrap().sensitivity.value;
                 let bf = brute_force(&f.c.to_dense(), b, k);
-                assert!(rep >= bf * (1.0 - 1e-12), "{m} n {n} b {b} k {k}: {rep} < {bf}");
+                assert!(
+                    rep >= bf * (1.0 - 1e-12),
+                    "{m} n {n} b {b} k {k}: {rep} < {bf}"
+                );
             }
         }
     }
@@ -153,7 +171,9 @@ fn bad_input_names_the_flag() {
     let (s, w) = problem("constant", 32, 1.0, 0.0);
     let single = Participation::single();
     for d in [0, 11] {
-        let spec = FactorSpec::for_schedule(Method::Blt, None, &s).unwrap().with_buffers(Some(d));
+        let spec = FactorSpec::for_schedule(Method::Blt, None, &s)
+            .unwrap()
+            .with_buffers(Some(d));
         assert_eq!(flag_of(spec.factorize(&w, single)), "buffers");
     }
     let dense = FactorSpec::for_schedule(Method::DenseOpt, None, &s).unwrap();

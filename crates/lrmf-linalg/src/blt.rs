@@ -162,7 +162,11 @@ impl BltMatrix {
 
     /// `C⁻ᵀ·y`: the transpose recursion run backwards. O(n·d).
     pub fn solve_transpose(&self, y: &[f64]) -> Vec<f64> {
-        assert_eq!(y.len(), self.n, "solve_transpose: vector length must equal n");
+        assert_eq!(
+            y.len(),
+            self.n,
+            "solve_transpose: vector length must equal n"
+        );
         let mut r = vec![0.0f64; self.buffers()];
         let mut x = vec![0.0; self.n];
         for j in (0..self.n).rev() {

@@ -120,7 +120,11 @@ impl<'a> BltLoss<'a> {
         let s = th.len() + 2;
         let mut p = vec![0.0; s * s];
         let (mut t1, mut t2) = (vec![0.0; s * s], vec![0.0; s * s]);
-        let mut ps = if keep { Vec::with_capacity(n * s * s) } else { Vec::new() };
+        let mut ps = if keep {
+            Vec::with_capacity(n * s * s)
+        } else {
+            Vec::new()
+        };
         let mut r = Vec::with_capacity(n);
         for &chi in self.chi {
             if keep {
@@ -300,7 +304,13 @@ impl Coords {
         let rest = 1.0 - om.iter().sum::<f64>();
         th.iter()
             .map(|t| (t / (1.0 - t)).ln())
-            .chain(om.iter().map(|w| if self.simplex { (w / rest).ln() } else { w.ln() }))
+            .chain(om.iter().map(|w| {
+                if self.simplex {
+                    (w / rest).ln()
+                } else {
+                    w.ln()
+                }
+            }))
             .collect()
     }
 
@@ -340,12 +350,7 @@ const SETTINGS: BfgsSettings = BfgsSettings {
 };
 
 /// Optimizes one BLT with d = `th0.len()` buffers from (θ₀, ω₀).
-fn optimize_from(
-    loss: &mut BltLoss<'_>,
-    objective: Objective,
-    th0: &[f64],
-    om0: &[f64],
-) -> BltFit {
+fn optimize_from(loss: &mut BltLoss<'_>, objective: Objective, th0: &[f64], om0: &[f64]) -> BltFit {
     let coords = Coords {
         simplex: loss.k > 1,
     };
@@ -610,7 +615,10 @@ mod tests {
         }
         let s = sensitivity(&c, p).unwrap();
         let s2 = loss.sens2(th, om, false).0;
-        assert!((s2.sqrt() - s.value).abs() <= 1e-12 * s.value, "{s2} vs {s:?}");
+        assert!(
+            (s2.sqrt() - s.value).abs() <= 1e-12 * s.value,
+            "{s2} vs {s:?}"
+        );
         let coords = Coords { simplex: p.k() > 1 };
         let x = coords.from_blt(th, om);
         let f = |x: &[f64]| {
@@ -626,7 +634,11 @@ mod tests {
             a[i] += h;
             b[i] -= h;
             let fd = (f(&a) - f(&b)) / (2.0 * h);
-            assert!((fd - g[i]).abs() <= 1e-6 * (1.0 + g[i].abs()), "coord {i}: {fd} vs {}", g[i]);
+            assert!(
+                (fd - g[i]).abs() <= 1e-6 * (1.0 + g[i].abs()),
+                "coord {i}: {fd} vs {}",
+                g[i]
+            );
         }
     }
 
@@ -638,9 +650,27 @@ mod tests {
         check(&w, single, Agg::Mean, &th, &om);
         check(&w, single, Agg::Power(16.0), &th, &om);
         let w = workload(50, 0.3, 0.9, 0.999);
-        check(&w, Participation::new(50, Some(7), 5).unwrap(), Agg::Mean, &th, &om);
-        check(&w, Participation::new(50, Some(3), 4).unwrap(), Agg::Power(64.0), &th[..2], &om[..2]);
-        check(&Workload::prefix_sum(1).unwrap(), single, Agg::Mean, &th[..1], &om[..1]);
+        check(
+            &w,
+            Participation::new(50, Some(7), 5).unwrap(),
+            Agg::Mean,
+            &th,
+            &om,
+        );
+        check(
+            &w,
+            Participation::new(50, Some(3), 4).unwrap(),
+            Agg::Power(64.0),
+            &th[..2],
+            &om[..2],
+        );
+        check(
+            &Workload::prefix_sum(1).unwrap(),
+            single,
+            Agg::Mean,
+            &th[..1],
+            &om[..1],
+        );
     }
 
     #[test]

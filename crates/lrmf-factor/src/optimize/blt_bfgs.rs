@@ -53,7 +53,11 @@ pub(crate) fn minimize(
             slope = -dot(&g, &g);
         }
         // Backtracking Armijo line search; a first step of at most 1 in the sup norm.
-        let mut alpha = if fresh { 1.0f64.min(1.0 / norm_inf(&dir)) } else { 1.0 };
+        let mut alpha = if fresh {
+            1.0f64.min(1.0 / norm_inf(&dir))
+        } else {
+            1.0
+        };
         let mut accepted = None;
         for _ in 0..60 {
             let trial: Vec<f64> = x.iter().zip(&dir).map(|(a, d)| a + alpha * d).collect();
@@ -89,7 +93,11 @@ pub(crate) fn minimize(
         x = xn;
         f = fnew;
         g = gnew;
-        small_steps = if decrease <= s.ftol { small_steps + 1 } else { 0 };
+        small_steps = if decrease <= s.ftol {
+            small_steps + 1
+        } else {
+            0
+        };
         if small_steps >= 2 {
             return done(x, iter + 1, true);
         }
@@ -113,7 +121,8 @@ fn bfgs_update(h: &mut [f64], s: &[f64], y: &[f64], sy: f64) {
     let yhy = dot(y, &hy);
     for i in 0..m {
         for j in 0..m {
-            h[i * m + j] += -rho * (hy[i] * s[j] + s[i] * hy[j]) + (rho * rho * yhy + rho) * s[i] * s[j];
+            h[i * m + j] +=
+                -rho * (hy[i] * s[j] + s[i] * hy[j]) + (rho * rho * yhy + rho) * s[i] * s[j];
         }
     }
 }

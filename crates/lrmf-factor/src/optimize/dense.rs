@@ -170,7 +170,12 @@ fn anderson(u: &[f64], r: &[f64], us: &[Vec<f64>], rs: &[Vec<f64>]) -> Vec<f64> 
     };
     let gamma = faer::linalg::solvers::Solve::solve(&llt, &b);
     let out: Vec<f64> = (0..u.len())
-        .map(|t| plain[t] - (0..m).map(|i| (du[i][t] + dr[i][t]) * gamma[(i, 0)]).sum::<f64>())
+        .map(|t| {
+            plain[t]
+                - (0..m)
+                    .map(|i| (du[i][t] + dr[i][t]) * gamma[(i, 0)])
+                    .sum::<f64>()
+        })
         .collect();
     if out.iter().all(|v| v.is_finite()) {
         out
@@ -183,11 +188,20 @@ fn anderson(u: &[f64], r: &[f64], us: &[Vec<f64>], rs: &[Vec<f64>]) -> Vec<f64> 
 fn reversed_cholesky(x: &Mat<f64>) -> Result<DenseLower, FactorError> {
     let n = x.nrows();
     let jxj = Mat::from_fn(n, n, |i, j| x[(n - 1 - i, n - 1 - j)]);
-    let llt = jxj
-        .llt(Side::Lower)
-        .map_err(|e| invalid("n", format!("the optimal X is not positive definite: {e:?}")))?;
+    let llt = jxj.llt(Side::Lower).map_err(|e| {
+        invalid(
+            "n",
+            format!("the optimal X is not positive definite: {e:?}"),
+        )
+    })?;
     let l = llt.L();
-    let c = Mat::from_fn(n, n, |i, j| if j <= i { l[(n - 1 - j, n - 1 - i)] } else { 0.0 });
+    let c = Mat::from_fn(n, n, |i, j| {
+        if j <= i {
+            l[(n - 1 - j, n - 1 - i)]
+        } else {
+            0.0
+        }
+    });
     Ok(DenseLower::new(c)?)
 }
 
@@ -212,7 +226,11 @@ mod tests {
             .map(|i| (0..n).map(|j| b[(i, j)] * b[(i, j)]).sum::<f64>())
             .sum::<f64>()
             / n as f64;
-        assert!((mean - fit.value).abs() <= 1e-9 * mean, "{mean} vs {}", fit.value);
+        assert!(
+            (mean - fit.value).abs() <= 1e-9 * mean,
+            "{mean} vs {}",
+            fit.value
+        );
         assert!(fit.converged && fit.dual <= fit.value * (1.0 + 1e-12));
         assert!((fit.value - fit.dual) <= GAP_TOL * fit.value * 1.0001);
         let lb = lower_bound(w).unwrap();
@@ -235,7 +253,12 @@ mod tests {
             if f(a) < f(b) { hi = b } else { lo = a }
         }
         let fit = check(&w);
-        assert!((fit.value - f(lo)).abs() <= 1e-7 * fit.value, "{} vs {}", fit.value, f(lo));
+        assert!(
+            (fit.value - f(lo)).abs() <= 1e-7 * fit.value,
+            "{} vs {}",
+            fit.value,
+            f(lo)
+        );
     }
 
     #[test]
