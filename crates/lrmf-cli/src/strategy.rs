@@ -237,9 +237,13 @@ fn evaluate_method(args: &StrategyArgs, problem: &Problem, method: Method) -> Re
 /// The largest n at which `compare` runs the dense optimum (each iteration is O(n³)).
 const COMPARE_DENSE_OPT_N: usize = 512;
 
+/// The largest n at which `compare` optimizes BLTs (O(n·d²) per objective evaluation).
+const COMPARE_BLT_N: usize = 4096;
+
 /// Every method side by side, best (lowest MaxSE) first. Methods that cannot run for these
-/// flags (banded ones without `--band`, dense-sqrt beyond its size limit) are left out and
-/// named in the second return value.
+/// flags (banded ones without `--band`, dense-sqrt beyond its size limit, BLT and the dense
+/// optimum beyond the sizes that keep `compare` fast, the dense optimum under multiple
+/// participations) are left out and named in the second return value.
 pub fn compare(args: &StrategyArgs) -> Result<(Vec<ErrorsReport>, Vec<String>)> {
     let problem = args.problem()?;
     let lb = lower_bound(&problem.workload).ok();
@@ -254,6 +258,13 @@ pub fn compare(args: &StrategyArgs) -> Result<(Vec<ErrorsReport>, Vec<String>)> 
             skipped.push(format!(
                 "{method}: n > {} (O(n³))",
                 lrmf_factor::MAX_DENSE_N
+            ));
+            continue;
+        }
+        if matches!(method, Method::Blt | Method::LrBlt) && problem.workload.n() > COMPARE_BLT_N {
+            skipped.push(format!(
+                "{method}: n > {COMPARE_BLT_N} in compare (run `errors --method {method}` up to n = {})",
+                lrmf_factor::MAX_BLT_N
             ));
             continue;
         }
