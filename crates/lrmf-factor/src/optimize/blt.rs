@@ -284,7 +284,7 @@ struct Coords {
 }
 
 impl Coords {
-    fn to_blt(&self, x: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    fn params_of(&self, x: &[f64]) -> (Vec<f64>, Vec<f64>) {
         let d = x.len() / 2;
         let th = x[..d]
             .iter()
@@ -300,7 +300,7 @@ impl Coords {
         (th, om)
     }
 
-    fn from_blt(&self, th: &[f64], om: &[f64]) -> Vec<f64> {
+    fn coords_of(&self, th: &[f64], om: &[f64]) -> Vec<f64> {
         let rest = 1.0 - om.iter().sum::<f64>();
         th.iter()
             .map(|t| (t / (1.0 - t)).ln())
@@ -354,9 +354,9 @@ fn optimize_from(loss: &mut BltLoss<'_>, objective: Objective, th0: &[f64], om0:
     let coords = Coords {
         simplex: loss.k > 1,
     };
-    let mut x = coords.from_blt(th0, om0);
+    let mut x = coords.coords_of(th0, om0);
     let mut best = {
-        let (th, om) = coords.to_blt(&x);
+        let (th, om) = coords.params_of(&x);
         let value = loss.true_loss(&th, &om, objective);
         BltFit {
             theta: th,
@@ -382,11 +382,11 @@ fn optimize_from(loss: &mut BltLoss<'_>, objective: Objective, th0: &[f64], om0:
         let l = &*loss;
         let r = minimize(
             |x| {
-                let (th, om) = coords.to_blt(x);
+                let (th, om) = coords.params_of(x);
                 l.log_loss(&th, &om)
             },
             |x| {
-                let (th, om) = coords.to_blt(x);
+                let (th, om) = coords.params_of(x);
                 let (f, gt, go) = l.log_loss_grad(&th, &om);
                 (f, coords.chain(x, &th, &om, &gt, &go))
             },
@@ -395,7 +395,7 @@ fn optimize_from(loss: &mut BltLoss<'_>, objective: Objective, th0: &[f64], om0:
         );
         iterations += r.iterations;
         x = r.x;
-        let (th, om) = coords.to_blt(&x);
+        let (th, om) = coords.params_of(&x);
         let value = loss.true_loss(&th, &om, objective);
         if value.is_finite() && value <= best.value {
             best = BltFit {
@@ -620,9 +620,9 @@ mod tests {
             "{s2} vs {s:?}"
         );
         let coords = Coords { simplex: p.k() > 1 };
-        let x = coords.from_blt(th, om);
+        let x = coords.coords_of(th, om);
         let f = |x: &[f64]| {
-            let (t, o) = coords.to_blt(x);
+            let (t, o) = coords.params_of(x);
             loss.log_loss(&t, &o)
         };
         let (f0, gt, go) = loss.log_loss_grad(th, om);

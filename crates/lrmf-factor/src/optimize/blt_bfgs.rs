@@ -46,7 +46,7 @@ pub(crate) fn minimize(
         }
         let mut dir: Vec<f64> = (0..m).map(|i| -dot(&h[i * m..(i + 1) * m], &g)).collect();
         let mut slope = dot(&g, &dir);
-        if !(slope < 0.0) {
+        if slope >= 0.0 || slope.is_nan() {
             h = identity(m);
             fresh = true;
             dir = g.iter().map(|v| -v).collect();
