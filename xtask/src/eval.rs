@@ -53,6 +53,7 @@ pub fn args(
         terms: Default::default(),
         strategy: None,
         objective: "mean-se".to_string(),
+        buffers: None,
     }
 }
 

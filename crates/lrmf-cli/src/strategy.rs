@@ -40,7 +40,7 @@ pub struct StrategyArgs {
         allow_negative_numbers = true
     )]
     pub weight_decay: f64,
-    /// Factorization method: identity, sqrt, lr-sqrt, bsr, lr-bsr, bisr, lr-bisr, dense-sqrt, bandmf, lr-bandmf, bandinv, lr-bandinv.
+    /// Factorization method: identity, sqrt, lr-sqrt, bsr, lr-bsr, bisr, lr-bisr, dense-sqrt, bandmf, lr-bandmf, bandinv, lr-bandinv, blt, lr-blt, dense-opt, lr-dense-opt.
     #[arg(long, default_value = "identity")]
     pub method: String,
     /// Band p of the banded methods (1 ≤ p ≤ n; with b-min-separation p ≤ min-sep keeps the cheap sensitivity). `compare` also takes `auto` (every power of two up to min-sep, or n) or a list such as 8,16,32, and reports each banded method at its best band.
@@ -61,6 +61,9 @@ pub struct StrategyArgs {
     /// What the optimized methods (bandmf, bandinv and their lr- forms) minimize: mean-se or max-se.
     #[arg(long, default_value = "mean-se")]
     pub objective: String,
+    /// Buffers d of the BLT methods (1..=10); chosen automatically when absent.
+    #[arg(long, allow_negative_numbers = true)]
+    pub buffers: Option<usize>,
 }
 
 /// A training run in the user's terms; `flags::apply_user_terms` turns them into `--n`,
@@ -207,7 +210,9 @@ impl StrategyArgs {
     pub fn factorize(&self) -> Result<(Problem, Factorization)> {
         let problem = self.problem()?;
         let method = self.method()?;
-        let spec = spec(method, self.band()?, &problem)?.with_objective(self.objective()?);
+        let spec = spec(method, self.band()?, &problem)?
+            .with_objective(self.objective()?)
+            .with_buffers(self.buffers);
         let f = self.factorization(&problem, &spec)?;
         Ok((problem, f))
     }
@@ -279,6 +284,9 @@ pub struct ErrorsReport {
     pub noise_state_rows: usize,
     /// Bytes of noise state per model parameter (f32): 4 × `noise_state_rows`.
     pub noise_state_bytes_per_param: usize,
+    /// BLT buffers d (blt, lr-blt: given or chosen automatically).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub buffers: Option<usize>,
     /// Wall time of factorization and evaluation, in milliseconds.
     pub millis: f64,
     /// The objective an optimized method minimized (absent for closed forms).
@@ -327,7 +335,9 @@ fn evaluate_method_full(
     band: Option<usize>,
 ) -> Result<(Factorization, ErrorsReport)> {
     let start = Instant::now();
-    let spec = spec(method, band, problem)?.with_objective(args.objective()?);
+    let spec = spec(method, band, problem)?
+        .with_objective(args.objective()?)
+        .with_buffers(args.buffers);
     let f = args.factorization(problem, &spec)?;
     let e = errors(&problem.workload, &f, problem.participation).map_err(usage)?;
     let millis = start.elapsed().as_secs_f64() * 1e3;
@@ -338,7 +348,10 @@ fn evaluate_method_full(
                 .to_string(),
         );
     }
-    if method.is_lr_aware() && problem.schedule.exact_geometric_rate().is_none() {
+    if method.is_lr_aware()
+        && !method.is_optimized()
+        && problem.schedule.exact_geometric_rate().is_none()
+    {
         notes.push(format!(
             "{method} uses the geometric surrogate α = β^(1/(n−1)) = {} of this schedule; B uses the true schedule",
             spec.alpha
@@ -364,6 +377,7 @@ fn evaluate_method_full(
         max_se: e.max_se,
         mean_se: e.mean_se,
         lower_bound: None,
+        buffers: f.buffers,
         millis,
         objective: f.info.as_ref().map(|i| i.objective.name().to_string()),
         iterations: f.info.as_ref().map(|i| i.iterations),
@@ -378,9 +392,16 @@ fn evaluate_method_full(
 /// beyond it they are skipped (`lrmf errors --method bandmf` still runs them).
 pub const COMPARE_MAX_BANDMF_N: usize = 2048;
 
+/// The largest n at which `compare` runs the dense optimum (each iteration is O(n³)).
+const COMPARE_DENSE_OPT_N: usize = 512;
+
+/// The largest n at which `compare` optimizes BLTs (O(n·d²) per objective evaluation).
+const COMPARE_BLT_N: usize = 4096;
+
 /// Every method side by side, best (lowest MaxSE) first. Methods that cannot run for these
 /// flags (banded ones without `--band`, dense-sqrt beyond its size limit, bandmf with a band
-/// wider than the min-sep or beyond [`COMPARE_MAX_BANDMF_N`]) are left out and named in the
+/// wider than the min-sep or beyond [`COMPARE_MAX_BANDMF_N`], BLT and the dense optimum beyond
+/// the sizes that keep `compare` fast, the dense optimum under multiple participations) are left out and named in the
 /// second return value. With several bands (`--band auto` or a list) each banded method is
 /// reported at the band with the least MaxSE among those tried (bands it cannot take are
 /// skipped).
@@ -439,6 +460,28 @@ pub fn compare(args: &StrategyArgs) -> Result<(Vec<ErrorsReport>, Vec<String>)> 
                 lrmf_factor::MAX_DENSE_N
             ));
             continue;
+        }
+        if matches!(method, Method::Blt | Method::LrBlt) && problem.workload.n() > COMPARE_BLT_N {
+            skipped.push(format!(
+                "{method}: n > {COMPARE_BLT_N} in compare (run `errors --method {method}` up to n = {})",
+                lrmf_factor::MAX_BLT_N
+            ));
+            continue;
+        }
+        if matches!(method, Method::DenseOpt | Method::LrDenseOpt) {
+            if problem.workload.n() > COMPARE_DENSE_OPT_N {
+                skipped.push(format!(
+                    "{method}: n > {COMPARE_DENSE_OPT_N} in compare (O(n³) per iteration; run `errors --method {method}` up to n = {})",
+                    lrmf_factor::MAX_DENSE_OPT_N
+                ));
+                continue;
+            }
+            if problem.participation.k() > 1 {
+                skipped.push(format!(
+                    "{method}: single participation only (--participations 1)"
+                ));
+                continue;
+            }
         }
         let mut r = evaluate_method(args, &problem, method, None)?;
         r.lower_bound = lb;

@@ -324,6 +324,7 @@ pub fn load(path: &Path, a: &StrategyArgs, problem: &Problem) -> Result<Factoriz
             band: None,
             c: dense(m, path)?,
             info: None,
+            buffers: None,
         });
     }
     let file: StrategyFile = serde_json::from_slice(&bytes).map_err(|e| bad(path, e))?;
@@ -333,6 +334,7 @@ pub fn load(path: &Path, a: &StrategyArgs, problem: &Problem) -> Result<Factoriz
         band: file.band,
         c: file.c.to_lower(n, path)?,
         info: None,
+        buffers: None,
     })
 }
 

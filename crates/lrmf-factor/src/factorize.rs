@@ -2,15 +2,22 @@
 
 use crate::error::{FactorError, invalid};
 use crate::optimize;
+use crate::optimize::blt::{BltFit, check_buffers, optimize_blt};
+use crate::optimize::dense::optimize_dense;
 use crate::{Method, Objective, OptimizeInfo};
 use lrmf_linalg::series::{self, Algorithm};
-use lrmf_linalg::{DenseLower, LinearOperator, LowerTriangular, ToeplitzLower};
+use lrmf_linalg::{BltMatrix, DenseLower, LinearOperator, LowerTriangular, ToeplitzLower};
 use lrmf_privacy::Participation;
 use lrmf_schedule::LrSchedule;
 use lrmf_workload::Workload;
+use std::time::Instant;
 
 /// Largest n for the O(n³) dense methods (`dense-sqrt`, the SVD lower bound).
 pub const MAX_DENSE_N: usize = 4096;
+
+/// Largest n for `dense-opt` / `lr-dense-opt`: each of its (typically 10–60) iterations is an
+/// O(n³) eigendecomposition.
+pub const MAX_DENSE_OPT_N: usize = 2048;
 
 /// Anything that factorizes a workload `W = B·C`: the seam for user-supplied strategies.
 pub trait Factorizer {
@@ -32,6 +39,8 @@ pub struct Factorization {
     pub c: LowerTriangular,
     /// For optimized methods: the objective, its value, iterations and time.
     pub info: Option<OptimizeInfo>,
+    /// For BLT methods: the number of buffers d used (given or chosen automatically).
+    pub buffers: Option<usize>,
 }
 
 /// A built-in method with its parameters: band p and geometric rate α.
@@ -113,8 +122,16 @@ impl Factorizer for FactorSpec {
 
     /// Cost: identity O(1); sqrt O(n log n); bsr O(p²) (O(p log p) for large p); bisr the same;
     /// dense-sqrt O(n³/6) (n ≤ [`MAX_DENSE_N`]); bandmf O(n²·p) per optimizer iteration, bandinv
-    /// O(n·p + n·k) per iteration on geometric schedules (see [`crate::optimize`]'s modules).
+    /// O(n·p + n·k) per iteration on geometric schedules (see [`crate::optimize`]'s modules);
+    /// blt O(n·d²) per objective evaluation; dense-opt O(n³) per iteration (n ≤
+    /// [`MAX_DENSE_OPT_N`]).
     fn factorize(&self, w: &Workload, part: Participation) -> Result<Factorization, FactorError> {
+        if matches!(
+            self.method,
+            Method::Blt | Method::LrBlt | Method::DenseOpt | Method::LrDenseOpt
+        ) {
+            return self.optimized(w, part);
+        }
         let n = w.n();
         let alpha = if self.method.is_lr_aware() {
             self.alpha
@@ -155,12 +172,127 @@ impl Factorizer for FactorSpec {
             Method::Bandinv | Method::LrBandinv => {
                 return optimize::bandinv::factorize(self, w, part, self.band_for(n)?);
             }
+            m => unreachable!("{m} is built by FactorSpec::optimized"),
         };
         Ok(Factorization {
             name: self.name(),
             band: self.band,
             c,
             info: None,
+            buffers: None,
         })
+    }
+}
+
+impl FactorSpec {
+    /// The optimized methods (MATH.md §5b): `blt`/`dense-opt` optimize on the constant-rate
+    /// workload, their lr- forms on the true W; B is always formed with the true W.
+    fn optimized(&self, w: &Workload, p: Participation) -> Result<Factorization, FactorError> {
+        let start = Instant::now();
+        let n = w.n();
+        let (c, value, iterations, converged, buffers) = match self.method {
+            Method::Blt | Method::LrBlt => {
+                let fit = self.blt_fit(w, p)?;
+                let d = fit.theta.len();
+                let c = BltMatrix::new(n, fit.theta, fit.omega)?;
+                (
+                    LowerTriangular::Blt(c),
+                    fit.value,
+                    fit.iterations,
+                    fit.converged,
+                    Some(d),
+                )
+            }
+            _ => {
+                if p.k() > 1 {
+                    return Err(invalid(
+                        "participations",
+                        format!(
+                            "{} is the optimum for single participation (sensitivity = max column norm, exact); multi-participation ({} participations) is not supported, use --participations 1",
+                            self.method,
+                            p.k()
+                        ),
+                    ));
+                }
+                if self.objective != Objective::MeanSe {
+                    return Err(invalid(
+                        "objective",
+                        format!(
+                            "{} optimizes mean-se only, got {}",
+                            self.method, self.objective
+                        ),
+                    ));
+                }
+                if n > MAX_DENSE_OPT_N {
+                    return Err(invalid(
+                        "n",
+                        format!(
+                            "{} is O(n³) per iteration: n = {n} exceeds its limit {MAX_DENSE_OPT_N}",
+                            self.method
+                        ),
+                    ));
+                }
+                let target = if self.method == Method::DenseOpt {
+                    w.constant_rate()
+                } else {
+                    w.clone()
+                };
+                let fit = optimize_dense(&target)?;
+                (
+                    LowerTriangular::Dense(fit.c),
+                    fit.value,
+                    fit.iterations,
+                    fit.converged,
+                    None,
+                )
+            }
+        };
+        Ok(Factorization {
+            name: self.name(),
+            band: None,
+            c,
+            info: Some(OptimizeInfo {
+                objective: self.objective,
+                value,
+                iterations,
+                converged,
+                millis: start.elapsed().as_secs_f64() * 1e3,
+            }),
+            buffers,
+        })
+    }
+
+    /// blt: optimized on the constant-rate workload from the sqrt coefficients. lr-blt: optimized
+    /// on the true W from the lr-sqrt coefficients and from the blt optimum (so it never loses to
+    /// blt on its objective); identical to blt when the schedule is constant.
+    fn blt_fit(&self, w: &Workload, p: Participation) -> Result<BltFit, FactorError> {
+        check_buffers(self.buffers)?;
+        let n = w.n();
+        let plain = w.constant_rate();
+        let sqrt_of = |alpha: f64| -> Result<Vec<f64>, FactorError> {
+            let t = series::scale_powers(&w.toeplitz_series(n), alpha);
+            Ok(series::sqrt(&t, n, Algorithm::Auto)?)
+        };
+        let blt = optimize_blt(
+            &plain,
+            p,
+            self.objective,
+            self.buffers,
+            &sqrt_of(1.0)?,
+            None,
+        )?;
+        if self.method == Method::Blt || w.chi().iter().all(|&x| x == 1.0) {
+            return Ok(blt);
+        }
+        let mut lr = optimize_blt(
+            w,
+            p,
+            self.objective,
+            self.buffers,
+            &sqrt_of(self.alpha)?,
+            Some(&blt),
+        )?;
+        lr.iterations += blt.iterations;
+        Ok(lr)
     }
 }

@@ -13,9 +13,14 @@
 //! | dense-sqrt | `W^{1/2}` (triangular Schur) | O(n²) |
 //! | bandmf / lr-bandmf | optimized column-normalized banded C, p bands (MATH.md §5b) | O(n·p) |
 //! | bandinv / lr-bandinv | `Toep(d)⁻¹`, d optimized (p coefficients, MATH.md §5b) | O(p) |
+//! | blt / lr-blt | `Toep(c)`, `c(x) = 1 + Σ_i ω_i x/(1 − θ_i x)`, θ, ω optimized (d ≤ 10 buffers) | O(d) |
+//! | dense-opt / lr-dense-opt | the optimal dense C for single participation, mean-se | O(n²) |
 //!
 //! T is the constant-rate Toeplitz series of the workload; `T^α_k = α^k T_k` carries the schedule
 //! (exactly for the exponential schedule, as the geometric surrogate α = β^{1/(n−1)} otherwise).
+//! The optimized methods ([`Method::is_optimized`]) minimize
+//! `sens(C)²·agg_t ‖B[t, :]‖²`: the plain form on the constant-rate workload, the lr- form on
+//! the true W (MATH.md §5b).
 
 mod error;
 mod factorize;
@@ -25,7 +30,8 @@ mod objective;
 mod optimize;
 
 pub use error::FactorError;
-pub use factorize::{FactorSpec, Factorization, Factorizer, MAX_DENSE_N};
+pub use factorize::{FactorSpec, Factorization, Factorizer, MAX_DENSE_N, MAX_DENSE_OPT_N};
 pub use method::Method;
 pub use metrics::{Errors, errors, lower_bound};
 pub use objective::{Objective, OptimizeInfo};
+pub use optimize::blt::{MAX_BLT_N, MAX_BUFFERS};

@@ -31,11 +31,19 @@ pub enum Method {
     Bandinv,
     /// Optimized banded C⁻¹ = Toep(d) for the true workload.
     LrBandinv,
+    /// BLT C (d buffers) optimized on the constant-rate workload (MATH.md §5b).
+    Blt,
+    /// BLT C (d buffers) optimized on the true workload (schedule, momentum, weight decay).
+    LrBlt,
+    /// The optimal dense C for the constant-rate workload (single participation, mean-se).
+    DenseOpt,
+    /// The optimal dense C for the true workload (single participation, mean-se).
+    LrDenseOpt,
 }
 
 impl Method {
     /// Every method, in the order of the paper's tables.
-    pub const ALL: [Method; 12] = [
+    pub const ALL: [Method; 16] = [
         Method::Identity,
         Method::Sqrt,
         Method::LrSqrt,
@@ -48,6 +56,10 @@ impl Method {
         Method::LrBandmf,
         Method::Bandinv,
         Method::LrBandinv,
+        Method::Blt,
+        Method::LrBlt,
+        Method::DenseOpt,
+        Method::LrDenseOpt,
     ];
 
     /// The command-line name.
@@ -65,6 +77,10 @@ impl Method {
             Method::LrBandmf => "lr-bandmf",
             Method::Bandinv => "bandinv",
             Method::LrBandinv => "lr-bandinv",
+            Method::Blt => "blt",
+            Method::LrBlt => "lr-blt",
+            Method::DenseOpt => "dense-opt",
+            Method::LrDenseOpt => "lr-dense-opt",
         }
     }
 
@@ -83,19 +99,41 @@ impl Method {
         )
     }
 
+    /// True for the O(n³) dense methods, limited to n ≤ their maximum.
+    pub fn is_dense(&self) -> bool {
+        matches!(
+            self,
+            Method::DenseSqrt | Method::DenseOpt | Method::LrDenseOpt
+        )
+    }
+
     /// True for the learning-rate-aware methods.
     pub fn is_lr_aware(&self) -> bool {
         matches!(
             self,
-            Method::LrSqrt | Method::LrBsr | Method::LrBisr | Method::LrBandmf | Method::LrBandinv
+            Method::LrSqrt
+                | Method::LrBsr
+                | Method::LrBisr
+                | Method::LrBandmf
+                | Method::LrBandinv
+                | Method::LrBlt
+                | Method::LrDenseOpt
         )
     }
 
-    /// True for the methods that run an optimizer (MATH.md §5b); the others are closed forms.
+    /// True for the methods that run an optimizer (MATH.md §5b; they report an
+    /// [`OptimizeInfo`](crate::OptimizeInfo)); the others are closed forms.
     pub fn is_optimized(&self) -> bool {
         matches!(
             self,
-            Method::Bandmf | Method::LrBandmf | Method::Bandinv | Method::LrBandinv
+            Method::Bandmf
+                | Method::LrBandmf
+                | Method::Bandinv
+                | Method::LrBandinv
+                | Method::Blt
+                | Method::LrBlt
+                | Method::DenseOpt
+                | Method::LrDenseOpt
         )
     }
 
@@ -107,6 +145,8 @@ impl Method {
             Method::LrBisr => Method::Bisr,
             Method::LrBandmf => Method::Bandmf,
             Method::LrBandinv => Method::Bandinv,
+            Method::LrBlt => Method::Blt,
+            Method::LrDenseOpt => Method::DenseOpt,
             m => *m,
         }
     }

@@ -8,12 +8,14 @@
 //!   such matrices are products, inverses and square roots of truncated power series ([`series`]).
 //! - [`BandedLower`]: a general banded lower-triangular matrix (n·p free entries), for BandMF.
 //! - [`DenseLower`]: a general lower-triangular matrix (faer), for `dense-sqrt` and for oracles.
+//! - [`BltMatrix`]: a buffered linear Toeplitz matrix (rational generating function, d buffers).
 //! - [`LowerTriangular`]: the closed set of shapes a factor `C` takes (identity, Toeplitz,
-//!   inverse of a Toeplitz, dense), with `apply`, `apply_transpose`, `solve` and `to_dense`.
+//!   inverse of a Toeplitz, BLT, dense), with `apply`, `apply_transpose`, `solve` and `to_dense`.
 //!
 //! Everything here is pure, deterministic f64 arithmetic with no IO.
 
 mod banded;
+mod blt;
 mod dense;
 mod error;
 pub mod fft;
@@ -22,6 +24,7 @@ pub mod series;
 mod toeplitz;
 
 pub use banded::BandedLower;
+pub use blt::BltMatrix;
 pub use dense::DenseLower;
 pub use error::LinalgError;
 pub use lower::{LinearOperator, LowerTriangular};

@@ -1,6 +1,6 @@
 //! The closed set of shapes a strategy matrix `C` takes, behind one operator interface.
 
-use crate::{BandedLower, DenseLower, LinalgError, ToeplitzLower};
+use crate::{BandedLower, BltMatrix, DenseLower, LinalgError, ToeplitzLower};
 use faer::Mat;
 
 /// A square linear operator with products in both directions and an exact dense form for tests.
@@ -24,7 +24,8 @@ pub trait LinearOperator {
 /// | `Toeplitz(t)` | `Toep(c)` (sqrt, BSR families) | O(n·p) or O(n log n) / O(n·p) | O(p) |
 /// | `InverseToeplitz(t)` | `Toep(d)⁻¹` (BISR family: the band is on `C⁻¹`) | O(n·p) / O(n·p) | O(p) |
 /// | `Banded(b)` | general banded, p bands (bandmf: one free entry per band entry) | O(n·p) / O(n·p) | O(n·p) |
-/// | `Dense(m)` | general (dense-sqrt) | O(n²) | O(n²) |
+/// | `Blt(b)` | `Toep(c)`, `c(x) = 1 + Σ ω_i x/(1 − θ_i x)` (blt, lr-blt) | O(n·d) / O(n·d) | O(d) |
+/// | `Dense(m)` | general (dense-sqrt, dense-opt) | O(n²) | O(n²) |
 #[derive(Debug, Clone)]
 pub enum LowerTriangular {
     /// The n×n identity.
@@ -38,6 +39,8 @@ pub enum LowerTriangular {
     InverseToeplitz(ToeplitzLower),
     /// A general (non-Toeplitz) banded lower-triangular matrix.
     Banded(BandedLower),
+    /// A buffered linear Toeplitz matrix with d buffers.
+    Blt(BltMatrix),
     /// A general dense lower-triangular matrix.
     Dense(DenseLower),
 }
@@ -49,6 +52,7 @@ impl LowerTriangular {
             Self::Identity { n } => *n,
             Self::Toeplitz(t) | Self::InverseToeplitz(t) => t.n(),
             Self::Banded(b) => b.n(),
+            Self::Blt(b) => b.n(),
             Self::Dense(d) => d.n(),
         }
     }
@@ -60,6 +64,7 @@ impl LowerTriangular {
             Self::Toeplitz(t) => t.solve(y),
             Self::InverseToeplitz(t) => t.apply(y),
             Self::Banded(b) => b.solve(y),
+            Self::Blt(b) => b.solve(y),
             Self::Dense(d) => d.solve(y)?,
         })
     }
@@ -78,6 +83,7 @@ impl LowerTriangular {
                 crate::series::Algorithm::Recurrence,
             )
             .ok()?,
+            Self::Blt(b) => b.coeffs(len.min(b.n()).max(1)),
             Self::Banded(_) | Self::Dense(_) => return None,
         };
         c.resize(len.min(self.n()), 0.0);
@@ -95,6 +101,7 @@ impl LowerTriangular {
                 crate::series::Algorithm::Auto,
             )
             .ok()?,
+            Self::Blt(b) => b.inverse_coeffs(len.min(b.n()).max(1)),
             Self::Banded(_) | Self::Dense(_) => return None,
         };
         c.resize(len.min(self.n()), 0.0);
@@ -128,6 +135,7 @@ impl LinearOperator for LowerTriangular {
             Self::Toeplitz(t) => t.apply(x),
             Self::InverseToeplitz(t) => t.solve(x),
             Self::Banded(b) => b.apply(x),
+            Self::Blt(b) => b.apply(x),
             Self::Dense(d) => d.apply(x),
         }
     }
@@ -151,6 +159,7 @@ impl LinearOperator for LowerTriangular {
                 y
             }
             Self::Banded(b) => b.apply_transpose(x),
+            Self::Blt(b) => b.apply_transpose(x),
             Self::Dense(d) => d.apply_transpose(x),
         }
     }
@@ -159,6 +168,7 @@ impl LinearOperator for LowerTriangular {
         match self {
             Self::Identity { n } => Mat::from_fn(*n, *n, |i, j| if i == j { 1.0 } else { 0.0 }),
             Self::Toeplitz(t) => t.to_dense(),
+            Self::Blt(b) => b.to_dense(),
             Self::InverseToeplitz(_) => {
                 let n = self.n();
                 let mut out = Mat::zeros(n, n);
@@ -218,6 +228,9 @@ mod tests {
         ));
         check(&LowerTriangular::InverseToeplitz(
             ToeplitzLower::new(n, vec![1.0, -0.5, -0.125]).unwrap(),
+        ));
+        check(&LowerTriangular::Blt(
+            BltMatrix::new(n, vec![0.95, 0.4], vec![0.2, 0.3]).unwrap(),
         ));
         let dense = Mat::from_fn(n, n, |i, j| {
             if j <= i {

@@ -11,7 +11,8 @@
 //! | `Toeplitz`, p < n coefficients (bsr, lr-bsr) | recursion `y_t = (z_t − Σ_{j=1}^{p−1} c_j y_{t−j}) / c_0` over a ring of the last p − 1 outputs | (p−1)·d f32 |
 //! | `Banded`, p bands (bandmf, lr-bandmf) | recursion `y_t = (z_t − Σ_{j=1}^{p−1} C[t, t−j] y_{t−j}) / C[t, t]` over a ring of the last p − 1 outputs | (p−1)·d f32 |
 //! | `Toeplitz`, n coefficients (sqrt, lr-sqrt) | FIR filter with `h = c⁻¹` (the inverse series, n taps): full history of `Z` | n·d f32 |
-//! | `Dense` (dense-sqrt) | `y_t = Σ_{j≤t} (C⁻¹)[t, j] z_j`: full history of `Z` | n·d f32 (+ n² f64 for `C⁻¹`) |
+//! | `Blt`, d buffers (blt, lr-blt) | recursion `y_t = z_t − Σ_i ω_i s_{i,t}`, `s_{i,t+1} = θ_i s_{i,t} + y_t` over d buffers | d·d f32 |
+//! | `Dense` (dense-sqrt, dense-opt) | `y_t = Σ_{j≤t} (C⁻¹)[t, j] z_j`: full history of `Z` | n·d f32 (+ n² f64 for `C⁻¹`) |
 //!
 //! **Regeneration** ([`Mode::Regenerate`]) keeps no history at all: `z_j` is re-derived on demand
 //! from its fixed position in the ChaCha20 key stream, so every strategy runs in O(d) memory at the
@@ -27,8 +28,8 @@
 //! fixed order shared by every path), then scaled by `σ` and rounded once to f32. The FIR forms are
 //! therefore exact up to that final rounding (the `z_j` *are* f32 numbers), and streaming and
 //! regenerated FIR noise are bit-identical. The BSR recursion feeds back its own f32-rounded
-//! outputs; for the stable filters the factorizers produce this stays within a few f32 ulps of
-//! the exact `C⁻¹Z` (tested against the dense reference).
+//! outputs, and the BLT recursion its f32 buffers; for the stable filters the factorizers produce
+//! this stays within a few f32 ulps of the exact `C⁻¹Z` (tested against the dense reference).
 //!
 //! # Parallelism and determinism
 //!
@@ -115,7 +116,7 @@ pub trait NoiseGenerator {
 pub struct NoiseState {
     /// [`STATE_VERSION`].
     pub version: u32,
-    /// Streaming form: `identity`, `fir`, `recursion` or `dense`.
+    /// Streaming form: `identity`, `fir`, `recursion`, `blt` or `dense`.
     pub form: String,
     /// n, the number of steps of `C`.
     pub n: usize,
@@ -156,6 +157,13 @@ enum Form {
     /// `y_t = (z_t − Σ_{j=1}^{p−1} C[t, t−j] y_{t−j}) / C[t, t]` for a general banded C; the
     /// regeneration taps are row t of `C⁻¹`, O(t·p) each.
     Banded { c: BandedLower },
+    /// `y_t = z_t − Σ_i ω_i s_{i,t}`, `s_{i,t+1} = θ_i s_{i,t} + y_t` (the BLT solve, d buffers);
+    /// `h` = the n coefficients of `C⁻¹` for regeneration.
+    Blt {
+        theta: Vec<f64>,
+        omega: Vec<f64>,
+        h: Vec<f64>,
+    },
     /// `y_t = Σ_{j≤t} M[t, j] z_j`, `M = C⁻¹` packed by rows (row t starts at t(t+1)/2).
     Dense { m: Vec<f64> },
 }
@@ -167,6 +175,7 @@ impl Form {
             Form::Fir { .. } => "fir",
             Form::Recursion { .. } => "recursion",
             Form::Banded { .. } => "banded",
+            Form::Blt { .. } => "blt",
             Form::Dense { .. } => "dense",
         }
     }
@@ -177,6 +186,7 @@ impl Form {
             Form::Fir { h } => h.len(),
             Form::Recursion { c, .. } => c.len(),
             Form::Banded { c } => c.band(),
+            Form::Blt { theta, .. } => theta.len(),
             Form::Dense { .. } => n,
         }
     }
@@ -188,6 +198,7 @@ impl Form {
             Form::Fir { h } => h.len(),
             Form::Recursion { c, .. } => c.len() - 1,
             Form::Banded { c } => c.band() - 1,
+            Form::Blt { theta, .. } => theta.len(),
             Form::Dense { .. } => n,
         }
     }
@@ -205,6 +216,7 @@ impl Form {
             Form::Fir { h } => h.iter().for_each(|&v| eat(v)),
             Form::Recursion { c, .. } => c.iter().for_each(|&v| eat(v)),
             Form::Banded { c } => c.cols().iter().for_each(|&v| eat(v)),
+            Form::Blt { theta, omega, .. } => theta.iter().chain(omega).for_each(|&v| eat(v)),
             Form::Dense { m } => m.iter().for_each(|&v| eat(v)),
         }
         hash
@@ -214,7 +226,9 @@ impl Form {
     fn taps(&self, t: usize) -> Cow<'_, [f64]> {
         match self {
             Form::Identity => Cow::Owned(vec![1.0]),
-            Form::Fir { h } | Form::Recursion { h, .. } => Cow::Borrowed(&h[..h.len().min(t + 1)]),
+            Form::Fir { h } | Form::Recursion { h, .. } | Form::Blt { h, .. } => {
+                Cow::Borrowed(&h[..h.len().min(t + 1)])
+            }
             Form::Banded { c } => Cow::Owned(c.inverse_row(t).into_iter().rev().collect()),
             Form::Dense { m } => {
                 let row = &m[t * (t + 1) / 2..(t + 1) * (t + 2) / 2];
@@ -350,7 +364,8 @@ fn finite_series(h: Vec<f64>, what: &str) -> Result<Vec<f64>, NoiseError> {
 
 /// Rows of d-vectors the streaming generator of `C` keeps (its memory is this × d × 4 bytes):
 /// identity 0; banded `C` with p coefficients (BSR family) or p bands (bandmf): p − 1; banded
-/// `C⁻¹` with p coefficients (BISR family, bandinv): p; full Toeplitz or dense: n. O(1), without building the
+/// `C⁻¹` with p coefficients (BISR family, bandinv): p; BLT with d buffers: d; full Toeplitz or
+/// dense: n. O(1), without building the
 /// generator — what memory reports ask; [`CorrelatedNoise::state_bytes`] agrees (tested).
 pub fn state_rows(c: &LowerTriangular) -> usize {
     let n = c.n();
@@ -359,6 +374,7 @@ pub fn state_rows(c: &LowerTriangular) -> usize {
         LowerTriangular::InverseToeplitz(t) => t.coeffs().len(),
         LowerTriangular::Toeplitz(t) if t.coeffs().len() < n => t.coeffs().len() - 1,
         LowerTriangular::Banded(b) => b.band() - 1,
+        LowerTriangular::Blt(b) => b.buffers(),
         LowerTriangular::Toeplitz(_) | LowerTriangular::Dense(_) => n,
     }
 }
@@ -394,6 +410,11 @@ fn form_of(c: &LowerTriangular) -> Result<Form, NoiseError> {
         }
         // The diagonal is non-zero by construction of `BandedLower`.
         LowerTriangular::Banded(b) => Form::Banded { c: b.clone() },
+        LowerTriangular::Blt(b) => Form::Blt {
+            theta: b.theta().to_vec(),
+            omega: b.omega().to_vec(),
+            h: finite_series(b.inverse_coeffs(n), "BLT inverse series")?,
+        },
         LowerTriangular::Dense(d) => {
             let a = d.as_mat();
             if let Some(i) = (0..n).find(|&i| a[(i, i)] == 0.0) {
@@ -552,7 +573,7 @@ impl CorrelatedNoise {
         self.private
     }
 
-    /// Name of the streaming form (`identity`, `fir`, `recursion`, `dense`).
+    /// Name of the streaming form (`identity`, `fir`, `recursion`, `blt`, `dense`).
     pub fn form(&self) -> &'static str {
         self.form.name()
     }
@@ -716,6 +737,15 @@ impl CorrelatedNoise {
                         .for_each_init(Scratch::new, |s, (ci, (o, hist))| run(s, ci, o, hist));
                 }
             }
+            Form::Blt { theta, omega, .. } => {
+                let neg: Vec<f64> = omega.iter().map(|&w| -w).collect();
+                out.par_chunks_mut(CHUNK)
+                    .zip(history.par_chunks_mut(CHUNK * slots))
+                    .enumerate()
+                    .for_each_init(Scratch::new, |s, (ci, (o, hist))| {
+                        blt_step(this, theta, &neg, t, ci, o, hist, s);
+                    });
+            }
         }
         self.history = history;
     }
@@ -857,6 +887,38 @@ impl NoiseGenerator for CorrelatedNoise {
     }
 }
 
+/// One chunk of one BLT step: `y = z_t − Σ_i ω_i s_i` (f64, the shared tap order), then
+/// `s_i ← θ_i s_i + y` stored in f32, and the output `finish(y)`. O(d·len).
+#[allow(clippy::too_many_arguments)]
+fn blt_step(
+    g: &CorrelatedNoise,
+    theta: &[f64],
+    neg_omega: &[f64],
+    t: usize,
+    ci: usize,
+    o: &mut [f32],
+    hist: &mut [f32],
+    s: &mut Scratch,
+) {
+    let len = o.len();
+    let z = &mut s.z[..len];
+    fill_even(&g.key, t, ci * CHUNK, z, &mut s.words);
+    let acc = &mut s.acc[..len];
+    for (a, &zi) in acc.iter_mut().zip(z.iter()) {
+        *a = f64::from(zi);
+    }
+    let past = &*hist;
+    accumulate(acc, neg_omega, |i| &past[i * len..(i + 1) * len]);
+    for (i, &th) in theta.iter().enumerate() {
+        for (h, &a) in hist[i * len..(i + 1) * len].iter_mut().zip(acc.iter()) {
+            *h = (th * f64::from(*h) + a) as f32;
+        }
+    }
+    for (o, &a) in o.iter_mut().zip(acc.iter()) {
+        *o = g.finish(a);
+    }
+}
+
 /// The whole n×d noise matrix `σ·C⁻¹Z` (row-major, row t = step t) from a fresh generator in
 /// [`Mode::Auto`]. O(n·d) memory for the result; for the CLI and small experiments.
 pub fn generate_matrix(
@@ -881,12 +943,13 @@ pub fn generate_matrix(
 mod tests {
     use super::*;
     use crate::base_noise_row;
-    use lrmf_linalg::{DenseLower, LinearOperator, Mat, ToeplitzLower, series};
+    use lrmf_linalg::{BltMatrix, DenseLower, LinearOperator, Mat, ToeplitzLower, series};
 
     const EPS32: f64 = f32::EPSILON as f64;
 
     /// The eight methods of the paper, built directly from the series of MATH.md §4
-    /// (T = 1/(1 − x), lr- variants with T^α, α = 0.97; dense-sqrt of a decaying-rate workload).
+    /// (T = 1/(1 − x), lr- variants with T^α, α = 0.97; dense-sqrt of a decaying-rate workload),
+    /// and a three-buffer BLT.
     fn methods(n: usize, p: usize) -> Vec<(&'static str, LowerTriangular)> {
         let alpha = 0.97;
         let r = series::r(n);
@@ -912,6 +975,12 @@ mod tests {
             ("lr-bisr", LowerTriangular::InverseToeplitz(toep(&rta[..p]))),
             ("dense-sqrt", LowerTriangular::Dense(dense)),
             ("bandmf", LowerTriangular::Banded(banded(n, p))),
+            (
+                "blt",
+                LowerTriangular::Blt(
+                    BltMatrix::new(n, vec![0.95, 0.6, 0.2], vec![0.25, 0.15, 0.1]).unwrap(),
+                ),
+            ),
         ]
     }
 
@@ -990,7 +1059,7 @@ mod tests {
                 ] {
                     let mut part = vec![0f32; len];
                     g.regenerate(t, start, &mut part).unwrap();
-                    if matches!(g.form(), "recursion" | "banded") {
+                    if matches!(g.form(), "recursion" | "banded" | "blt") {
                         let want = &got[t][start..start + len];
                         for (a, b) in part.iter().zip(want) {
                             assert!((a - b).abs() <= 8.0 * f32::EPSILON * (1.0 + b.abs()));
@@ -1016,6 +1085,7 @@ mod tests {
             ("lr-bisr", "fir", p),
             ("dense-sqrt", "dense", n),
             ("bandmf", "banded", p - 1),
+            ("blt", "blt", 3),
         ];
         for ((name, c), (wname, form, slots)) in methods(n, p).into_iter().zip(want) {
             assert_eq!(name, wname);

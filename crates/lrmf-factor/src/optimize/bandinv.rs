@@ -303,6 +303,7 @@ fn inverse_toeplitz(
         band: spec.band,
         c: LowerTriangular::InverseToeplitz(ToeplitzLower::new(n, d)?),
         info: None,
+        buffers: None,
     })
 }
 
@@ -340,6 +341,7 @@ mod tests {
             band: Some(d.len()),
             c: LowerTriangular::InverseToeplitz(ToeplitzLower::new(n, d).unwrap()),
             info: None,
+            buffers: None,
         };
         let part = Participation::new(n, Some(b), k).unwrap();
         let release = release_value(w, &f, part, Objective::MaxSe).unwrap();

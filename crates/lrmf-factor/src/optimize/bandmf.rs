@@ -339,6 +339,7 @@ fn banded(spec: &FactorSpec, c: BandedLower) -> Factorization {
         band: spec.band,
         c: LowerTriangular::Banded(c),
         info: None,
+        buffers: None,
     }
 }
 
@@ -375,6 +376,7 @@ mod tests {
             band: Some(p),
             c: LowerTriangular::Banded(c),
             info: None,
+            buffers: None,
         };
         let part = Participation::new(n, Some(b), k).unwrap();
         let release = release_value(w, &f, part, Objective::MaxSe).unwrap();

@@ -4,6 +4,9 @@
 //! - [`bandmf`]: column-normalized banded C (BandMF), n·p parameters, `sens = √k` exactly.
 //! - [`bandinv`]: banded `C⁻¹ = Toep(d)` (BandInvMF), p − 1 parameters (`d_0 = 1`: L is
 //!   scale-invariant), sensitivity by the checked BSR closed form.
+//! - [`blt`]: buffered linear Toeplitz C (θ, ω of d buffers), BFGS over an exact adjoint
+//!   ([`blt_bfgs`]).
+//! - [`dense`]: the optimal dense C for single participation, mean-se (Denisov dual fixed point).
 //!
 //! Both minimize `log L` (scale-free, so one step size fits every problem). `max-se` is
 //! non-smooth; it is approached through the smooth power mean `M_q(r) = (mean_t r_t^q)^{1/q}`
@@ -14,6 +17,9 @@
 
 pub(crate) mod bandinv;
 pub(crate) mod bandmf;
+pub mod blt;
+mod blt_bfgs;
+pub mod dense;
 mod lbfgs;
 
 use crate::{FactorError, FactorSpec, Factorization, Factorizer, Method, Objective, metrics};
