@@ -9,6 +9,7 @@ mod plot;
 mod report;
 mod run;
 mod table;
+mod tidy;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};

@@ -55,7 +55,7 @@ pub struct AccountingArgs {
     /// Confidence level of the Monte Carlo upper bound on ε (mc-bnb), in (0, 1) [default: 0.95].
     #[arg(long, allow_negative_numbers = true)]
     pub confidence: Option<f64>,
-    /// Seed of the Monte Carlo sampler (mc-bnb; default: from the OS). Re-running with other seeds to pick the smallest ε voids the stated confidence.
+    /// Seed of the Monte Carlo sampler (mc-bnb). Default: fixed by the mechanism (C, bins, target, δ), so the same question always gets the same draw. Re-running with other seeds to pick the smallest ε voids the stated confidence.
     #[arg(long = "mc-seed")]
     pub mc_seed: Option<u64>,
     /// The strategy (for gaussian and mc-bnb; without --n the sensitivity is 1).
@@ -167,7 +167,9 @@ fn strategy_args(a: &AccountingArgs) -> Result<StrategyArgs> {
     Ok(s)
 }
 
-fn build_plan(a: &AccountingArgs) -> Result<Plan> {
+/// The accounting plan of the flags; `target` is the ε (calibrate) or z (epsilon) the command
+/// fixes, which with C, the bins and δ seeds the Monte Carlo sampler unless `--mc-seed` is given.
+fn build_plan(a: &AccountingArgs, target: f64) -> Result<Plan> {
     let reject_poisson_flags = |name: &str| -> Result<()> {
         if a.sampling_rate.is_some() {
             return Err(usage(format!(
@@ -240,10 +242,12 @@ fn build_plan(a: &AccountingArgs) -> Result<Plan> {
             if let Some(c) = a.confidence {
                 options.confidence = c;
             }
-            options.seed = a.mc_seed;
+            let (_, f, r) = crate::strategy::evaluate_full(&s)?;
+            options.seed = Some(a.mc_seed.unwrap_or_else(|| {
+                lrmf_privacy::accounting::mechanism_seed(&f.c, b, target, a.delta)
+            }));
             // One factorization and one sensitivity: the participation of the errors report is
             // b-min-separation with k = ⌈n/b⌉, exactly what balls-in-bins guarantees.
-            let (_, f, r) = crate::strategy::evaluate_full(&s)?;
             Ok(Plan::of(
                 AccountingPlan::mc_bnb(&f.c, b, r.sensitivity, options).map_err(usage)?,
                 r,
@@ -286,7 +290,7 @@ pub fn calibrate(epsilon: f64, a: &AccountingArgs) -> Result<AccountingReport> {
     let start = Instant::now();
     lrmf_privacy::accounting::check_epsilon(epsilon).map_err(usage)?;
     lrmf_privacy::accounting::check_delta(a.delta).map_err(usage)?;
-    let p = build_plan(a)?;
+    let p = build_plan(a, epsilon)?;
     let r = p.plan.calibrate(epsilon, a.delta).map_err(usage)?;
     let achieved = r.epsilon;
     Ok(report(p, r, epsilon, Some(achieved), start))
@@ -297,7 +301,7 @@ pub fn epsilon(noise_multiplier: f64, a: &AccountingArgs) -> Result<AccountingRe
     let start = Instant::now();
     lrmf_privacy::accounting::check_noise_multiplier(noise_multiplier).map_err(usage)?;
     lrmf_privacy::accounting::check_delta(a.delta).map_err(usage)?;
-    let p = build_plan(a)?;
+    let p = build_plan(a, noise_multiplier)?;
     let r = p.plan.epsilon(noise_multiplier, a.delta).map_err(usage)?;
     let eps = r.epsilon;
     Ok(report(p, r, eps, None, start))

@@ -156,7 +156,12 @@ const BRUTE_FORCE_WORK: f64 = 2e7;
 /// The Gram dynamic program is used while n²·k stays below this.
 const GRAM_DP_WORK: f64 = 1e9;
 
-/// The sensitivity of C under `p` (see the module's privacy contract).
+/// The sensitivity of C under `p`.
+///
+/// # Privacy contract
+/// Never below the true sensitivity `max_π max_{‖g_j‖ ≤ 1} ‖Σ_{j∈π} C[:, j] g_jᵀ‖_F` (the
+/// module's contract): each row of the table below is exact or an upper bound, as its kind
+/// says, and every value is rounded up.
 ///
 /// | C | k = 1 | k > 1 |
 /// |---|---|---|
@@ -313,6 +318,10 @@ fn shifted_sum_norm(c: &[f64], b: usize, k: usize) -> f64 {
 /// An upper bound for any Toeplitz C: the closed form applied to the least non-increasing
 /// majorant `ĉ_k = max_{i≥k} |c_i|`. Valid because `|Σ_j c_{t−j}| ≤ Σ_j ĉ_{t−j}` entrywise and
 /// `Toep(ĉ)` is inside the closed form's regime. O(n·k).
+///
+/// # Privacy contract
+/// An upper bound for any signs and any gradients of norm ≤ 1: row t of `Σ_j C[:, j] g_jᵀ` has
+/// norm ≤ `Σ_j |c_{t−j}| ≤ Σ_j ĉ_{t−j}` (not rounded up; [`sensitivity`] does that).
 pub fn majorant_bound(c: &[f64], b: usize, k: usize) -> f64 {
     let mut hat = vec![0.0; c.len()];
     let mut run = 0.0f64;
@@ -362,6 +371,10 @@ fn separated_best(w: &[f64], b: usize, m: usize) -> Vec<f64> {
 /// An upper bound from `X = CᵀC`: `sens² = max_π Σ_{i,j∈π} X_ij ≤ max_π Σ_{i∈π} u_i`, where
 /// `u_i = |X_ii| + (best sum of |X_ij| over ≤ k−1 further indices j forming a valid set with i)`.
 /// Both maxima are exact dynamic programs over b-separated sets. O(n²·k).
+///
+/// # Privacy contract
+/// An upper bound for any signs of `X` and any gradients of norm ≤ 1:
+/// `Σ_{i,j∈π} X_ij ⟨g_i, g_j⟩ ≤ Σ_{i,j∈π} |X_ij|` (not rounded up; [`sensitivity`] does that).
 pub fn gram_dp_bound(x: &Mat<f64>, b: usize, k: usize) -> f64 {
     let n = x.nrows();
     let mut u = vec![0.0; n];

@@ -117,10 +117,10 @@ impl PrivacyPlan {
             AccountantKind::Gaussian => AccountingPlan::gaussian(sens.value),
             AccountantKind::McBnb => {
                 // The accountant's randomness need not be secret, only fixed before looking at
-                // the data: a seed derived from the config hash makes the calibration (and so
-                // σ) identical when a run is resumed.
-                let hash = config.hash();
-                let seed = u64::from_str_radix(&hash[..16], 16).expect("hex digest");
+                // the data and by the mechanism alone (C, bins, target, δ): a resumed run gets
+                // the same calibration, and renaming a run cannot redraw it.
+                let target = p.epsilon.or(p.noise_multiplier).unwrap_or(f64::NAN);
+                let seed = lrmf_privacy::accounting::mechanism_seed(&c, b, target, delta);
                 let options = McOptions {
                     samples: p.mc_samples.unwrap_or(McOptions::default().samples),
                     confidence: p.mc_confidence.unwrap_or(McOptions::default().confidence),

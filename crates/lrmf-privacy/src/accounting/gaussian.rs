@@ -26,6 +26,10 @@ const U: f64 = f64::EPSILON / 2.0;
 /// δ(ε) of the Gaussian mechanism with sensitivity 1 and noise std `z`, for ε ≥ 0: the f64
 /// evaluation of the exact formula (relative error ≲ 1e-13 away from cancellation; see
 /// [`delta_upper_bound`] for the bound to use in privacy decisions).
+///
+/// # Privacy contract
+/// None beyond f64 rounding: it can be below the exact δ by ~1e-13 relative. Privacy decisions
+/// use [`delta_upper_bound`], which adds a proved error term.
 pub fn delta_for_epsilon(z: f64, epsilon: f64) -> f64 {
     delta_parts(z, epsilon, false)
 }

@@ -309,7 +309,7 @@ impl MonteCarloBnb {
     /// Builds the accountant for strategy `c` (n×n), `bins` bins, and `sensitivity` = sens(C)
     /// under `bins`-min-separation with ⌈n/bins⌉ participations (from [`crate::sensitivity::sensitivity`]).
     ///
-    /// Errors: `--bins` outside [1, n]; `--mc-samples` = 0; `--confidence` outside (0, 1);
+    /// Errors: `--bins` outside [1, n]; `--samples` = 0; `--confidence` outside (0, 1);
     /// a non-finite or non-positive sensitivity; C with a negative entry; a singular Gram matrix.
     ///
     /// Complexity: b products with C (O(b·n·p) for band p) + O(b²n + b³).
@@ -322,14 +322,14 @@ impl MonteCarloBnb {
         let n = c.n();
         if bins == 0 || bins > n {
             return Err(invalid(
-                "--bins",
+                "--min-sep",
                 bins,
                 &format!("an integer in [1, n = {n}]"),
             ));
         }
         if options.samples == 0 || options.samples > (1 << 34) {
             return Err(invalid(
-                "--mc-samples",
+                "--samples",
                 options.samples,
                 "an integer in [1, 2^34]",
             ));
@@ -523,7 +523,7 @@ impl MonteCarloBnb {
         if floor > delta {
             let need = ((1.0 / alpha).ln() / delta).ceil();
             return Err(AccountingError::Unreachable(format!(
-                "--delta {delta} is below what {} Monte Carlo samples can certify at this confidence (at best {floor:.3e}); use --mc-samples ≥ {need:e}",
+                "--delta {delta} is below what {} Monte Carlo samples can certify at this confidence (at best {floor:.3e}); use --samples ≥ {need:e} (privacy.mc_samples in a training config)",
                 self.samples
             )));
         }
@@ -578,6 +578,10 @@ impl MonteCarloBnb {
     /// Point estimate of ε(δ) (smallest ε with both directions' sample means ≤ δ, same samples
     /// as [`Accountant::epsilon`]), for diagnostics and tests — **not** a privacy guarantee:
     /// it can fall below the true ε. O(m·b²).
+    ///
+    /// # Privacy contract
+    /// None: this is an estimate, not a bound. Never use it to release; use
+    /// [`Accountant::epsilon`], the upper confidence bound.
     pub fn epsilon_point_estimate(&self, noise_multiplier: f64, delta: f64) -> Result<f64> {
         check_noise_multiplier(noise_multiplier)?;
         check_delta(delta)?;
@@ -869,7 +873,7 @@ impl Accountant for MonteCarloBnb {
             z *= 1.005;
         }
         Err(AccountingError::Unreachable(format!(
-            "the calibrated noise multiplier failed verification {VERIFY_ROUNDS} times; raise --mc-samples"
+            "the calibrated noise multiplier failed verification {VERIFY_ROUNDS} times; raise --samples (privacy.mc_samples in a training config)"
         )))
     }
 
@@ -965,7 +969,7 @@ mod tests {
         let c = LowerTriangular::Identity { n: 10 };
         let e = |r: Result<MonteCarloBnb>| r.unwrap_err().to_string();
         check(
-            e(MonteCarloBnb::new(&c, 0, 1.0, opts(10, 1))).contains("--bins"),
+            e(MonteCarloBnb::new(&c, 0, 1.0, opts(10, 1))).contains("--min-sep"),
             "bins 0",
         );
         check(
@@ -973,7 +977,7 @@ mod tests {
             "bins > n",
         );
         check(
-            e(MonteCarloBnb::new(&c, 2, 1.0, opts(0, 1))).contains("--mc-samples"),
+            e(MonteCarloBnb::new(&c, 2, 1.0, opts(0, 1))).contains("--samples"),
             "samples",
         );
         let bad = McOptions {

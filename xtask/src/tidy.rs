@@ -1,0 +1,237 @@
+//! Architecture tests in the style of rust-analyzer's `tidy.rs`: each rule written in
+//! ARCHITECTURE.md is checked here, so a change that breaks one fails `cargo test`.
+//!
+//! - Crate dependencies point down the layer order (from `cargo metadata`), and only the
+//!   trainer and the crates above it know candle.
+//! - The math crates touch no file; `lrmf-train` touches files only in the modules that own
+//!   its run folder, its config and its data.
+//! - Every public function of `lrmf-privacy` that returns a sensitivity, a noise multiplier or
+//!   an ε carries a `# Privacy contract` section.
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    /// Layer of each workspace crate: a crate may depend only on crates of a lower layer.
+    /// candle sits at layer 3, so only the trainer (4) and the crates above it can use it.
+    const LAYERS: [(&str, u32); 13] = [
+        ("lrmf-schedule", 0),
+        ("lrmf-linalg", 0),
+        ("lrmf-data", 0),
+        ("lrmf-workload", 1),
+        ("lrmf-privacy", 2),
+        ("lrmf-factor", 3),
+        ("lrmf-noise", 3),
+        ("lrmf-train", 4),
+        ("lrmf-cli", 5),
+        ("xtask", 6),
+        ("lrmf-benches", 6),
+        ("candle-core", 3),
+        ("candle-nn", 3),
+    ];
+
+    /// Crates that must stay pure: no file IO outside their tests.
+    const MATH: [&str; 6] = [
+        "lrmf-schedule",
+        "lrmf-linalg",
+        "lrmf-workload",
+        "lrmf-privacy",
+        "lrmf-factor",
+        "lrmf-noise",
+    ];
+
+    /// The modules of `lrmf-train` allowed to touch files (ARCHITECTURE.md, Invariants).
+    const TRAIN_FILES: [&str; 6] = [
+        "store.rs",
+        "checkpoint.rs",
+        "config.rs",
+        "metrics.rs",
+        "release.rs",
+        "trainer.rs",
+    ];
+
+    fn root() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    }
+
+    fn layer(name: &str) -> Option<u32> {
+        LAYERS.iter().find(|(n, _)| *n == name).map(|(_, l)| *l)
+    }
+
+    /// The `.rs` files under `dir`, recursively.
+    fn sources(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                out.extend(sources(&p));
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+        out
+    }
+
+    /// The text of a source file up to its `#[cfg(test)]` module (tests may do anything).
+    fn non_test(path: &Path) -> String {
+        let text = std::fs::read_to_string(path).unwrap();
+        match text.find("#[cfg(test)]") {
+            Some(i) => text[..i].to_string(),
+            None => text,
+        }
+    }
+
+    /// Violations of the file rule in `text`, as `path:line`.
+    fn file_io(path: &Path, text: &str) -> Vec<String> {
+        text.lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim_start().starts_with("//"))
+            .filter(|(_, l)| l.contains("std::fs") || l.contains("fs::") || l.contains("File::"))
+            .map(|(i, _)| format!("{}:{}", path.display(), i + 1))
+            .collect()
+    }
+
+    #[test]
+    fn crate_dependencies_point_down_the_layers() {
+        let out = std::process::Command::new(env!("CARGO"))
+            .args([
+                "metadata",
+                "--format-version",
+                "1",
+                "--no-deps",
+                "--offline",
+            ])
+            .current_dir(root())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mut bad = Vec::new();
+        for pkg in meta["packages"].as_array().unwrap() {
+            let name = pkg["name"].as_str().unwrap();
+            let own = layer(name).unwrap_or_else(|| panic!("{name} has no layer in LAYERS"));
+            for dep in pkg["dependencies"].as_array().unwrap() {
+                if !dep["kind"].is_null() {
+                    continue; // dev- and build-dependencies may reach anywhere
+                }
+                let d = dep["name"].as_str().unwrap();
+                if let Some(l) = layer(d)
+                    && l >= own
+                {
+                    bad.push(format!("{name} (layer {own}) depends on {d} (layer {l})"));
+                }
+            }
+        }
+        assert!(
+            bad.is_empty(),
+            "dependencies against the layer order:\n{}",
+            bad.join("\n")
+        );
+    }
+
+    #[test]
+    fn files_are_touched_only_where_allowed() {
+        let mut bad = Vec::new();
+        for krate in MATH {
+            for f in sources(&root().join("crates").join(krate).join("src")) {
+                bad.extend(file_io(&f, &non_test(&f)));
+            }
+        }
+        for f in sources(&root().join("crates/lrmf-train/src")) {
+            let name = f.file_name().unwrap().to_str().unwrap();
+            if !TRAIN_FILES.contains(&name) {
+                bad.extend(file_io(&f, &non_test(&f)));
+            }
+        }
+        assert!(
+            bad.is_empty(),
+            "file IO outside the allowed modules:\n{}",
+            bad.join("\n")
+        );
+        // The rule catches a violation.
+        assert_eq!(
+            file_io(Path::new("x.rs"), "let t = std::fs::read(p);").len(),
+            1
+        );
+    }
+
+    /// `pub fn` items of `text` whose signature returns a privacy number, without a
+    /// `# Privacy contract` section in their doc comment.
+    fn missing_contracts(path: &Path, text: &str) -> Vec<String> {
+        let lines: Vec<&str> = text.lines().collect();
+        let mut bad = Vec::new();
+        for (i, l) in lines.iter().enumerate() {
+            let t = l.trim_start();
+            if !t.starts_with("pub fn ") {
+                continue;
+            }
+            // The signature up to its body.
+            let sig: String = lines[i..]
+                .iter()
+                .take_while(|s| !s.contains('{') || s.trim_start().starts_with("pub fn"))
+                .chain(lines[i..].iter().find(|s| s.contains('{')))
+                .copied()
+                .collect::<Vec<_>>()
+                .join(" ");
+            let ret = sig
+                .split("->")
+                .nth(1)
+                .unwrap_or("")
+                .replace("SensitivityError", "");
+            let name = t["pub fn ".len()..].split(['(', '<']).next().unwrap_or("");
+            let number_name = [
+                "sensitivity",
+                "calibrate",
+                "epsilon",
+                "noise_multiplier",
+                "bound",
+            ]
+            .iter()
+            .any(|k| name.contains(k));
+            let privacy = ret.contains("Sensitivity")
+                || ret.contains("PrivacyReport")
+                || (number_name && ret.contains("f64") && !name.starts_with("check_"));
+            if !privacy {
+                continue;
+            }
+            let doc: Vec<&str> = lines[..i]
+                .iter()
+                .rev()
+                .take_while(|s| {
+                    let s = s.trim_start();
+                    s.starts_with("///") || s.starts_with("#[")
+                })
+                .copied()
+                .collect();
+            if !doc.iter().any(|d| d.contains("# Privacy contract")) {
+                bad.push(format!("{}:{}: {}", path.display(), i + 1, t));
+            }
+        }
+        bad
+    }
+
+    #[test]
+    fn privacy_numbers_carry_a_privacy_contract() {
+        let mut bad = Vec::new();
+        for f in sources(&root().join("crates/lrmf-privacy/src")) {
+            bad.extend(missing_contracts(&f, &non_test(&f)));
+        }
+        assert!(
+            bad.is_empty(),
+            "public functions returning a privacy number without `# Privacy contract`:\n{}",
+            bad.join("\n")
+        );
+        // The rule catches a violation and accepts a documented function.
+        let p = Path::new("x.rs");
+        assert_eq!(
+            missing_contracts(p, "/// Doc.\npub fn sensitivity(c: &C) -> f64 {").len(),
+            1
+        );
+        let ok = "/// Doc.\n///\n/// # Privacy contract\n/// Never below.\npub fn sensitivity(c: &C) -> f64 {";
+        assert!(missing_contracts(p, ok).is_empty());
+    }
+}
