@@ -10,6 +10,8 @@ use anyhow::Result;
 use clap::{Args, ValueEnum};
 use lrmf_privacy::accounting::{AccountingPlan, McOptions, PrivacyReport};
 use serde::Serialize;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 /// The accountants.
@@ -120,6 +122,8 @@ struct Plan {
     n: Option<usize>,
     max_se: Option<f64>,
     strategy: Option<ErrorsReport>,
+    /// mc-bnb: samples drawn so far, and the samples of one ε evaluation.
+    progress: Option<(Arc<AtomicU64>, usize)>,
 }
 
 impl Plan {
@@ -131,6 +135,7 @@ impl Plan {
             n,
             max_se: None,
             strategy: None,
+            progress: None,
         }
     }
 
@@ -142,6 +147,7 @@ impl Plan {
             n: Some(r.n),
             max_se: Some(r.max_se),
             strategy: Some(r),
+            progress: None,
         }
     }
 }
@@ -246,12 +252,21 @@ fn build_plan(a: &AccountingArgs, target: f64) -> Result<Plan> {
             options.seed = Some(a.mc_seed.unwrap_or_else(|| {
                 lrmf_privacy::accounting::mechanism_seed(&f.c, b, target, a.delta)
             }));
+            let counter = Arc::new(AtomicU64::new(0));
             // One factorization and one sensitivity: the participation of the errors report is
             // b-min-separation with k = ⌈n/b⌉, exactly what balls-in-bins guarantees.
-            Ok(Plan::of(
-                AccountingPlan::mc_bnb(&f.c, b, r.sensitivity, options).map_err(usage)?,
-                r,
-            ))
+            let plan = AccountingPlan::mc_bnb_with_progress(
+                &f.c,
+                b,
+                r.sensitivity,
+                options,
+                counter.clone(),
+            )
+            .map_err(usage)?;
+            Ok(Plan {
+                progress: Some((counter, options.samples)),
+                ..Plan::of(plan, r)
+            })
         }
     }
 }
@@ -285,13 +300,55 @@ fn report(
     }
 }
 
+/// Runs `work`; for mc-bnb on a terminal, after a second shows on stderr the samples drawn,
+/// the rate and the time left of the current ε evaluation (a calibration runs several).
+fn with_progress<T>(p: &Plan, work: impl FnOnce() -> T) -> T {
+    use std::io::{IsTerminal, Write};
+    let Some((counter, per_eval)) = p.progress.clone() else {
+        return work();
+    };
+    if !std::io::stderr().is_terminal() {
+        return work();
+    }
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = done.clone();
+    let shown = std::thread::spawn(move || {
+        let start = Instant::now();
+        let mut printed = false;
+        while !flag.load(Ordering::Relaxed) {
+            std::thread::sleep(std::time::Duration::from_millis(250));
+            let secs = start.elapsed().as_secs_f64();
+            if secs < 1.0 {
+                continue;
+            }
+            let drawn = counter.load(Ordering::Relaxed);
+            let rate = drawn as f64 / secs;
+            let left = (per_eval as u64).saturating_sub(drawn % per_eval.max(1) as u64);
+            eprint!(
+                "\rmc-bnb: {drawn} samples drawn ({} /s); this ε evaluation: {} left   ",
+                crate::fmt::sig_n(rate, 3),
+                crate::fmt::duration(left as f64 / rate.max(1.0))
+            );
+            let _ = std::io::stderr().flush();
+            printed = true;
+        }
+        if printed {
+            eprint!("\r\x1b[K");
+        }
+    });
+    let out = work();
+    done.store(true, Ordering::Relaxed);
+    let _ = shown.join();
+    out
+}
+
 /// `lrmf calibrate`: the smallest noise multiplier z meeting (ε, δ).
 pub fn calibrate(epsilon: f64, a: &AccountingArgs) -> Result<AccountingReport> {
     let start = Instant::now();
     lrmf_privacy::accounting::check_epsilon(epsilon).map_err(usage)?;
     lrmf_privacy::accounting::check_delta(a.delta).map_err(usage)?;
     let p = build_plan(a, epsilon)?;
-    let r = p.plan.calibrate(epsilon, a.delta).map_err(usage)?;
+    let r = with_progress(&p, || p.plan.calibrate(epsilon, a.delta)).map_err(usage)?;
     let achieved = r.epsilon;
     Ok(report(p, r, epsilon, Some(achieved), start))
 }
@@ -302,7 +359,7 @@ pub fn epsilon(noise_multiplier: f64, a: &AccountingArgs) -> Result<AccountingRe
     lrmf_privacy::accounting::check_noise_multiplier(noise_multiplier).map_err(usage)?;
     lrmf_privacy::accounting::check_delta(a.delta).map_err(usage)?;
     let p = build_plan(a, noise_multiplier)?;
-    let r = p.plan.epsilon(noise_multiplier, a.delta).map_err(usage)?;
+    let r = with_progress(&p, || p.plan.epsilon(noise_multiplier, a.delta)).map_err(usage)?;
     let eps = r.epsilon;
     Ok(report(p, r, eps, None, start))
 }

@@ -141,6 +141,8 @@ pub struct MonteCarloBnb {
     samples: usize,
     confidence: f64,
     seed: u64,
+    /// Samples drawn so far, for a caller's progress display (never read here).
+    progress: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
 }
 
 /// Sorted (descending) positive privacy losses of the "add" direction (plain sampling under
@@ -394,7 +396,16 @@ impl MonteCarloBnb {
             samples,
             confidence: options.confidence,
             seed,
+            progress: None,
         })
+    }
+
+    /// The same accountant, adding the number of samples it draws to `counter` as it goes
+    /// (one ε evaluation draws [`McOptions::samples`] per direction, plus a pilot run), so a
+    /// caller can show progress. Results do not depend on it.
+    pub fn with_progress(mut self, counter: std::sync::Arc<std::sync::atomic::AtomicU64>) -> Self {
+        self.progress = Some(counter);
+        self
     }
 
     /// Number of steps n.
@@ -470,8 +481,13 @@ impl MonteCarloBnb {
                     vec![0.0; self.bins],
                 ];
                 let mut out: Chunk = (Vec::new(), Vec::new());
-                for _ in ch * CHUNK..((ch + 1) * CHUNK).min(m) {
+                let range = ch * CHUNK..((ch + 1) * CHUNK).min(m);
+                let count = range.len() as u64;
+                for _ in range {
                     scores.sample(&mut rng, &mut buf, &mut out, with_add);
+                }
+                if let Some(p) = &self.progress {
+                    p.fetch_add(count, std::sync::atomic::Ordering::Relaxed);
                 }
                 out
             })

@@ -529,6 +529,24 @@ impl AccountingPlan {
         })
     }
 
+    /// [`AccountingPlan::mc_bnb`] whose accountant adds the samples it draws to `counter`
+    /// (see [`MonteCarloBnb::with_progress`]); the numbers are the same.
+    pub fn mc_bnb_with_progress(
+        c: &lrmf_linalg::LowerTriangular,
+        bins: usize,
+        sensitivity: f64,
+        options: McOptions,
+        counter: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    ) -> Result<Self> {
+        check_sensitivity(sensitivity)?;
+        Ok(Self {
+            accountant: Box::new(
+                MonteCarloBnb::new(c, bins, sensitivity, options)?.with_progress(counter),
+            ),
+            sensitivity,
+        })
+    }
+
     /// The accountant.
     pub fn accountant(&self) -> &dyn Accountant {
         self.accountant.as_ref()
