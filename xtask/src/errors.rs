@@ -17,6 +17,19 @@ pub const SCHEDULES: [&str; 4] = ["exponential", "cosine", "linear", "polynomial
 pub const DECAYS: [f64; 3] = [0.5, 0.1, 0.01];
 /// Banded methods of experiments 2–3.
 pub const BANDED: [&str; 4] = ["bsr", "lr-bsr", "bisr", "lr-bisr"];
+/// Optimized banded methods of experiment 2 (w/ and w/o LRS; bandmf only for p ≤ b).
+pub const OPTIMIZED_BANDED: [&str; 4] = ["bandmf", "lr-bandmf", "bandinv", "lr-bandinv"];
+/// Every method of the band study.
+pub const BAND_STUDY: [&str; 8] = [
+    "bsr",
+    "lr-bsr",
+    "bisr",
+    "lr-bisr",
+    "bandmf",
+    "lr-bandmf",
+    "bandinv",
+    "lr-bandinv",
+];
 /// Steps per epoch b of experiments 2–3.
 pub const MIN_SEPS: [usize; 2] = [64, 256];
 /// β of experiment 2: 0.1 (schedule matters) and 1.0 (constant rate: lr- methods must equal
@@ -34,6 +47,9 @@ pub struct Scale {
     pub max_n_cubic: usize,
     /// Epochs k of experiments 2–3.
     pub epochs: &'static [usize],
+    /// Largest n of the optimized banded methods in experiment 2 (bandmf is O(n²·p) per
+    /// optimizer iteration).
+    pub max_n_optimized: usize,
 }
 
 impl Scale {
@@ -43,6 +59,7 @@ impl Scale {
         max_n_quadratic: 1 << 15,
         max_n_cubic: 1 << 11,
         epochs: &[4, 16],
+        max_n_optimized: 1024,
     };
     /// The full mode (`--full`).
     pub const FULL: Scale = Scale {
@@ -50,6 +67,7 @@ impl Scale {
         max_n_quadratic: 1 << 18,
         max_n_cubic: lrmf_factor::MAX_DENSE_N,
         epochs: &[4, 16, 64],
+        max_n_optimized: 4096,
     };
 }
 
@@ -102,6 +120,17 @@ pub fn band_jobs(s: Scale) -> Vec<StrategyArgs> {
                 for m in BANDED {
                     for p in bands(b, n) {
                         jobs.push(args("exponential", beta, n, m, Some(p), Some(b), k));
+                    }
+                }
+                if n <= s.max_n_optimized {
+                    for m in OPTIMIZED_BANDED {
+                        // Column-normalized banded C has its exact sensitivity only for p ≤ b.
+                        for p in bands(b, n)
+                            .into_iter()
+                            .filter(|&p| !m.ends_with("bandmf") || p <= b)
+                        {
+                            jobs.push(args("exponential", beta, n, m, Some(p), Some(b), k));
+                        }
                     }
                 }
             }
@@ -452,7 +481,7 @@ pub fn plot_bands(t: &Table, dir: &Path) -> Result<Vec<PathBuf>> {
                     .filter(|r| r.k == k && r.min_sep == Some(b) && r.beta == beta && r.method == m)
                     .collect()
             };
-            let all_bands: Vec<usize> = BANDED
+            let all_bands: Vec<usize> = BAND_STUDY
                 .iter()
                 .flat_map(|m| sel(m).into_iter().filter_map(|r| r.band))
                 .collect();
@@ -469,7 +498,7 @@ pub fn plot_bands(t: &Table, dir: &Path) -> Result<Vec<PathBuf>> {
                     color: color_of("identity"),
                 });
             }
-            for m in BANDED {
+            for m in BAND_STUDY {
                 series.push(Series {
                     label: m.to_string(),
                     points: sel(m)
@@ -482,7 +511,7 @@ pub fn plot_bands(t: &Table, dir: &Path) -> Result<Vec<PathBuf>> {
             }
             series.push(Series {
                 label: "best band".into(),
-                points: BANDED
+                points: BAND_STUDY
                     .iter()
                     .filter_map(|m| best(&rs, k, b, beta, m))
                     .map(|r| (r.band.unwrap_or(0) as f64, r.max_se))
@@ -514,7 +543,7 @@ pub fn report_bands(t: &Table, img: &dyn Fn(&str) -> String) -> Result<String> {
     let mut s = String::new();
     writeln!(
         s,
-        "Exponential schedule, n = k·b steps, k participations at min-separation b (epochs), bands p = b/8 … min(8b, n) in powers of two. β = 1 is the constant-rate check: there the lr- methods must coincide with bsr and bisr.\n"
+        "Exponential schedule, n = k·b steps, k participations at min-separation b (epochs), bands p = b/8 … min(8b, n) in powers of two. The optimized methods (bandmf, bandinv: w/o LRS, optimized on the constant-rate workload; lr-bandmf, lr-bandinv: w/ LRS, optimized on the true workload) minimize MeanSE (the default `--objective mean-se`), run for n ≤ 1024 in quick mode (4096 in full), bandmf only for p ≤ b; the tables rank by MaxSE, so compare their MeanSE column too. β = 1 is the constant-rate check: there the lr- methods must coincide with their plain forms.\n"
     )?;
     for beta in BAND_DECAYS {
         writeln!(
@@ -539,7 +568,7 @@ pub fn report_bands(t: &Table, img: &dyn Fn(&str) -> String) -> Result<String> {
             }) else {
                 continue;
             };
-            for m in BANDED {
+            for m in BAND_STUDY {
                 if let Some(r) = best(&rs, k, b, beta, m) {
                     writeln!(
                         s,

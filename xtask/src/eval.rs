@@ -106,15 +106,20 @@ pub fn row(a: &StrategyArgs) -> Result<Vec<String>> {
 
 /// Expected seconds of one configuration on a 2-core machine (measured at development time):
 /// identity and banded O(n); sqrt/lr-sqrt O(n log n) for exponential and constant schedules,
-/// O(n²) otherwise; dense-sqrt and the lower bound O(n³).
+/// O(n²) otherwise; dense-sqrt and the lower bound O(n³); bandmf O(n²·p) per optimizer
+/// iteration (≈ 1 s at n = 512, p = 16; the lr- form also runs the plain one).
 pub fn cost_seconds(a: &StrategyArgs) -> f64 {
     let n = a.n.unwrap_or(1) as f64;
+    let p = a.band().ok().flatten().unwrap_or(1) as f64;
     let geometric = matches!(a.schedule.as_str(), "exponential" | "constant");
     1e-3 + match a.method.as_str() {
         "sqrt" | "lr-sqrt" if geometric => 1.2 * n / 1048576.0,
         "sqrt" | "lr-sqrt" => 2.0 * (n / 32768.0).powi(2),
         "dense-sqrt" => 2.4 * (n / 2048.0).powi(3),
         LOWER_BOUND => 4.5 * (n / 2048.0).powi(3),
+        "bandmf" => (n / 512.0).powi(2) * p / 16.0,
+        "lr-bandmf" => 2.0 * (n / 512.0).powi(2) * p / 16.0,
+        "bandinv" | "lr-bandinv" => 0.05 * n / 512.0,
         _ => 1e-2 * n / 4096.0,
     }
 }

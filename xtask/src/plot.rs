@@ -56,7 +56,7 @@ pub struct Panel {
 }
 
 /// Tableau-10 colours.
-const PALETTE: [RGBColor; 10] = [
+const PALETTE: [RGBColor; 14] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -67,6 +67,10 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(127, 127, 127),
     RGBColor(188, 189, 34),
     RGBColor(23, 190, 207),
+    RGBColor(0, 0, 0),
+    RGBColor(174, 199, 232),
+    RGBColor(152, 223, 138),
+    RGBColor(255, 152, 150),
 ];
 
 /// Colour index of a method name, fixed so a method keeps its colour in every plot.
@@ -81,6 +85,10 @@ pub fn color_of(method: &str) -> usize {
         "lr-bsr" => 5,
         "bisr" => 9,
         "lr-bisr" => 6,
+        "bandmf" => 10,
+        "lr-bandmf" => 11,
+        "bandinv" => 12,
+        "lr-bandinv" => 13,
         _ => 8,
     }
 }
