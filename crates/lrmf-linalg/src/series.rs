@@ -369,12 +369,18 @@ mod tests {
         fn newton_equals_recurrence(c in prop::collection::vec(0.0f64..1.0, 1..200), n in 1usize..300) {
             let mut c = c;
             c[0] += 1.0;
+            // Well-conditioned inputs (Σ_{k≥1} c_k ≤ 0.9·c_0, so 1/c and √c have no pole near
+            // the unit circle): there both algorithms are accurate to ~1e-13 and must agree.
+            // Near-singular random series amplify rounding in *both* by their condition
+            // number, which made this test flaky (1e-8 differences) without any bug.
+            let tail: f64 = c[1..].iter().sum();
+            if tail > 0.9 * c[0] {
+                let s = 0.9 * c[0] / tail;
+                c[1..].iter_mut().for_each(|v| *v *= s);
+            }
             let growth = |v: &[f64]| v.iter().fold(1.0f64, |m, x| m.max(x.abs()));
-            // The FFT products of Newton's iteration err relative to the *products* of the
-            // magnitudes involved (growth², accumulated over ~log n doublings of n terms): an
-            // inverse that grows to ~10² loses ~1e-7 relative. Wrong algorithms differ by O(1).
             let (a, b) = (inverse(&c, n, Algorithm::Recurrence).unwrap(), inverse(&c, n, Algorithm::Newton).unwrap());
-            check(&b, &a, 1e-10 * growth(&a).powi(2) * n as f64);
+            check(&b, &a, 1e-10 * growth(&a));
             let (a, b) = (sqrt(&c, n, Algorithm::Recurrence).unwrap(), sqrt(&c, n, Algorithm::Newton).unwrap());
             check(&b, &a, 1e-10 * growth(&a));
         }
