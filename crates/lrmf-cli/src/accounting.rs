@@ -152,11 +152,6 @@ impl Plan {
     }
 }
 
-/// Whether strategy flags describe a factorization: `--n` (or `--steps`, the same value) given.
-fn strategy_given(a: &AccountingArgs) -> bool {
-    a.strategy.n.is_some()
-}
-
 /// The strategy flags with `--steps` as the number of steps when `--n` is absent: `--n` and
 /// `--steps` are one value (refused when both are given and differ).
 fn strategy_args(a: &AccountingArgs) -> Result<StrategyArgs> {
@@ -225,7 +220,7 @@ fn build_plan(a: &AccountingArgs, target: f64) -> Result<Plan> {
         AccountantName::McBnb => {
             reject_poisson_flags("mc-bnb")?;
             let s = strategy_args(a)?;
-            if !strategy_given(a) && s.n.is_none() {
+            if s.n.is_none() {
                 return Err(usage(
                     "missing --n: mc-bnb needs the strategy flags (--n, --method, --min-sep, --participations …)",
                 ));

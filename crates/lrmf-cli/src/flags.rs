@@ -191,11 +191,8 @@ pub fn check_accounting(a: &mut AccountingArgs, given: &Given) -> Result<Vec<Str
             }
         }
     } else {
-        if given.has("sampling_rate") {
-            return Err(usage(format!(
-                "invalid --sampling-rate: it describes Poisson-sampled DP-SGD; use --accountant rdp-poisson or pld-poisson, not {name}"
-            )));
-        }
+        // `--sampling-rate` with these accountants is refused by the plan builder itself
+        // (`accounting::build_plan`), which library callers go through too.
         let has_n = a.strategy.n.is_some() || a.steps.is_some();
         if let Some(id) = STRATEGY_IDS.iter().find(|id| given.has(id))
             && !has_n

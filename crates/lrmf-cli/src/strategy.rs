@@ -357,6 +357,7 @@ fn evaluate_method_full(
             spec.alpha
         ));
     }
+    let state_rows = lrmf_noise::state_rows(&f.c);
     let report = ErrorsReport {
         n: problem.workload.n(),
         method: f.name.clone(),
@@ -369,8 +370,8 @@ fn evaluate_method_full(
         min_sep: args.min_sep,
         participations: args.participations,
         alpha: spec.alpha,
-        noise_state_rows: lrmf_noise::state_rows(&f.c),
-        noise_state_bytes_per_param: 4 * lrmf_noise::state_rows(&f.c),
+        noise_state_rows: state_rows,
+        noise_state_bytes_per_param: 4 * state_rows,
         sensitivity: e.sensitivity.value,
         sensitivity_kind: e.sensitivity.kind.as_str().to_string(),
         sensitivity_method: e.sensitivity.how.to_string(),
