@@ -3,6 +3,7 @@
 //! `results/<timestamp>/`.
 
 mod accuracy;
+mod bench_train;
 mod errors;
 mod eval;
 mod plot;
@@ -44,6 +45,10 @@ enum Cmd {
     },
     /// Run the reproduction suite: error study (experiments 1–3) and accuracy (experiment 4).
     Repro(ReproArgs),
+    /// Time lrmf's training steps (CNN ± group norm, text model; non-private and private) and,
+    /// with --python, PyTorch and Opacus beside them; prints one table of times and ratios.
+    /// Threads: $RAYON_NUM_THREADS, else every core.
+    BenchTrain(bench_train::Args),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -119,6 +124,7 @@ fn real_main() -> Result<()> {
             shared_dir,
         } => data(data_dir, shared_dir),
         Cmd::Repro(a) => repro(a),
+        Cmd::BenchTrain(a) => bench_train::run(a),
     }
 }
 

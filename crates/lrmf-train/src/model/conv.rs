@@ -5,10 +5,9 @@
 //! Parameter layout: weight `W` as C_out × (k·k·C_in) with columns ordered (ky, kx, c_in)
 //! (PyTorch's O×I×kH×kW permuted to O×kH×kW×I), then the bias (C_out).
 
-use candle_core::Tensor;
-
 use super::grad::{GradMode, NormStrategy, ParamGrad, conv_prefers_ghost};
 use super::init::uniform;
+use super::native::gemm::{self, View};
 use super::ops::{self, ConvGeometry};
 use super::sequential::Act;
 use crate::Result;
@@ -32,8 +31,8 @@ pub(crate) struct Conv2d {
 
 /// What the backward pass needs from the forward pass.
 pub(crate) struct ConvCache {
-    /// im2col of the input, (N·Ho·Wo) × (k·k·C_in).
-    a: Tensor,
+    /// im2col of the input, (N·Ho·Wo) × (k·k·C_in), row-major.
+    a: Vec<f32>,
     /// The input geometry.
     geom: ConvGeometry,
     /// Batch size.
@@ -78,15 +77,14 @@ impl Conv2d {
         let g = self.geometry(x);
         let (ho, wo, kk) = (g.out_h(), g.out_w(), g.cols());
         let rows = x.n * ho * wo;
-        let a = ops::tensor(ops::im2col(&x.data, x.n, g), &[rows, kk])?;
-        let w = ops::tensor_from_slice(&self.weight, &[self.cout, kk])?;
-        let y = a.matmul(&w.t()?)?;
-        let mut data = ops::with_slice(&y, |s| s.to_vec())?;
-        for row in data.chunks_mut(self.cout) {
-            for (v, b) in row.iter_mut().zip(&self.bias) {
-                *v += b;
-            }
+        let a = ops::im2col(&x.data, x.n, g);
+        // y = b (every row), then y += A·Wᵀ.
+        let mut data = Vec::with_capacity(rows * self.cout);
+        for _ in 0..rows {
+            data.extend_from_slice(&self.bias);
         }
+        let w = View::new(&self.weight, self.cout, kk);
+        gemm::matmul(View::new(&a, rows, kk), w.t(), &mut data, true);
         let out = Act {
             data,
             n: x.n,
@@ -117,13 +115,13 @@ impl Conv2d {
         let ConvCache { a, geom, n } = cache;
         let (kk, m) = (geom.cols(), self.cout);
         let t = geom.out_h() * geom.out_w();
-        let d = ops::tensor(dy, &[n * t, m])?;
+        let d = View::new(&dy, n * t, m);
+        let av = View::new(&a, n * t, kk);
         let dx = if need_dx {
-            let w = ops::tensor_from_slice(&self.weight, &[m, kk])?;
-            let da = d.matmul(&w)?;
-            let data = ops::with_slice(&da, |s| ops::col2im(s, n, geom))?;
+            let mut da = vec![0.0f32; n * t * kk];
+            gemm::matmul(d, View::new(&self.weight, m, kk), &mut da, false);
             Some(Act {
-                data,
+                data: ops::col2im(&da, n, geom),
                 n,
                 h: geom.h,
                 w: geom.w,
@@ -134,14 +132,9 @@ impl Conv2d {
         };
         let grad = match mode {
             GradMode::Sum => {
-                let g = d.t()?.matmul(&a)?;
-                let mut out = ops::with_slice(&g, |s| {
-                    let mut v = Vec::with_capacity(m * kk + m);
-                    v.extend_from_slice(s);
-                    v
-                })?;
-                let bias = ops::with_slice(&d, |s| column_sums(s, m))?;
-                out.extend(bias);
+                let mut out = vec![0.0f32; m * kk + m];
+                gemm::matmul(d.t(), av, &mut out[..m * kk], false);
+                out[m * kk..].copy_from_slice(&column_sums(&dy, m));
                 ParamGrad::Summed(out)
             }
             GradMode::PerExample => {
@@ -150,58 +143,53 @@ impl Conv2d {
                     NormStrategy::Materialize => false,
                     NormStrategy::Ghost => true,
                 };
-                let a3 = a.reshape((n, t, kk))?;
-                let d3 = d.reshape((n, t, m))?;
                 if ghost {
-                    let ga = a3.matmul(&a3.t()?)?;
-                    let gd = d3.matmul(&d3.t()?)?;
-                    let mut sq = ops::with_slice(&ga, |ga| {
-                        ops::with_slice(&gd, |gd| {
-                            ga.chunks(t * t)
-                                .zip(gd.chunks(t * t))
-                                .map(|(x, y)| {
-                                    x.iter()
-                                        .zip(y)
-                                        .map(|(p, q)| (*p as f64) * (*q as f64))
-                                        .sum()
-                                })
-                                .collect::<Vec<f64>>()
-                        })
-                    })??;
-                    let delta = ops::with_slice(&d, |s| s.to_vec())?;
-                    for (i, s) in sq.iter_mut().enumerate() {
-                        let b = column_sums(&delta[i * t * m..(i + 1) * t * m], m);
-                        *s += b.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>();
-                    }
+                    let sq_norms = ghost_sq_norms(&a, &dy, n, t, kk, m);
                     ParamGrad::Outer {
                         n,
                         t,
+                        k: kk,
                         a,
-                        delta,
+                        delta: dy,
                         m,
-                        sq_norms: sq,
+                        sq_norms,
                     }
                 } else {
-                    let g = d3.t()?.matmul(&a3)?;
                     let p = m * kk + m;
                     let mut rows = vec![0.0f32; n * p];
-                    ops::with_slice(&g, |g| {
-                        ops::with_slice(&d, |ds| {
-                            ops::par_blocks(&mut rows, p, |i, row| {
-                                row[..m * kk].copy_from_slice(&g[i * m * kk..(i + 1) * m * kk]);
-                                row[m * kk..].copy_from_slice(&column_sums(
-                                    &ds[i * t * m..(i + 1) * t * m],
-                                    m,
-                                ));
-                            })
-                        })
-                    })??;
+                    ops::par_blocks(&mut rows, p, |i, row| {
+                        let di = View::new(&dy[i * t * m..(i + 1) * t * m], t, m);
+                        let ai = View::new(&a[i * t * kk..(i + 1) * t * kk], t, kk);
+                        gemm::matmul_seq(di.t(), ai, &mut row[..m * kk], false);
+                        row[m * kk..].copy_from_slice(&column_sums(di.data, m));
+                    });
                     ParamGrad::PerExample { n, p, rows }
                 }
             }
         };
         Ok((dx, grad))
     }
+}
+
+/// Ghost norms ‖G_i‖²_F + ‖Σ_s δ_{i,s}‖² with ‖G_i‖²_F = ⟨A_iA_iᵀ, Δ_iΔ_iᵀ⟩_F, one example per
+/// task: A_i is t × kk and Δ_i is t × m (rows of `a` and `dy` for example i).
+///
+/// Complexity: 2·t²·(kk + m) + t² per example, spread over the threads.
+fn ghost_sq_norms(a: &[f32], dy: &[f32], n: usize, t: usize, kk: usize, m: usize) -> Vec<f64> {
+    ops::par_map(n, |i| {
+        let ai = View::new(&a[i * t * kk..(i + 1) * t * kk], t, kk);
+        let di = View::new(&dy[i * t * m..(i + 1) * t * m], t, m);
+        let (mut ga, mut gd) = (vec![0.0f32; t * t], vec![0.0f32; t * t]);
+        gemm::matmul_seq(ai, ai.t(), &mut ga, false);
+        gemm::matmul_seq(di, di.t(), &mut gd, false);
+        let weight: f64 = ga
+            .iter()
+            .zip(&gd)
+            .map(|(p, q)| (*p as f64) * (*q as f64))
+            .sum();
+        let bias = column_sums(di.data, m);
+        weight + bias.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>()
+    })
 }
 
 /// Sums the rows of a row-major matrix with `m` columns.

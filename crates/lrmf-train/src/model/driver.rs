@@ -105,6 +105,7 @@ where
 {
     grad::check_clip(clip)?;
     check_batch(batch)?;
+    super::native::malloc::keep_freed_memory();
     let mode = if clip.is_some() {
         GradMode::PerExample
     } else {

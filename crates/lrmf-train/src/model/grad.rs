@@ -3,8 +3,7 @@
 //! product), how per-example norms are combined across layers, and how the clip weights
 //! w_i = min(1, C'/‖g_i‖) turn it into the clipped sum Σ_i w_i·g_i without a second backward.
 
-use candle_core::Tensor;
-
+use super::native::gemm::{self, View};
 use super::ops;
 use crate::{Result, TrainError};
 
@@ -68,8 +67,10 @@ pub(crate) enum ParamGrad {
         n: usize,
         /// Positions per example t.
         t: usize,
-        /// Layer inputs, (n·t) × k.
-        a: Tensor,
+        /// Input width k.
+        k: usize,
+        /// Layer inputs, (n·t) × k, row-major.
+        a: Vec<f32>,
         /// Output gradients, (n·t) × m, row-major.
         delta: Vec<f32>,
         /// Output width m.
@@ -97,7 +98,7 @@ impl ParamGrad {
         match self {
             ParamGrad::Summed(v) => v.len(),
             ParamGrad::PerExample { p, .. } => *p,
-            ParamGrad::Outer { a, m, .. } => m * a.dims()[1] + m,
+            ParamGrad::Outer { k, m, .. } => m * k + m,
             ParamGrad::Sparse { vocab, dim, .. } => vocab * dim,
         }
     }
@@ -169,6 +170,7 @@ impl ParamGrad {
             ParamGrad::Outer {
                 n,
                 t,
+                k,
                 a,
                 mut delta,
                 m,
@@ -181,21 +183,13 @@ impl ParamGrad {
                         }
                     }
                 }
-                let k = a.dims()[1];
-                let d = ops::tensor(delta, &[n * t, m])?;
-                let g = d.t()?.matmul(&a)?;
-                ops::with_slice(&g, |g| {
-                    for (o, x) in out[..m * k].iter_mut().zip(g) {
+                let d = View::new(&delta, n * t, m);
+                gemm::matmul(d.t(), View::new(&a, n * t, k), &mut out[..m * k], true);
+                for row in delta.chunks(m) {
+                    for (o, x) in out[m * k..].iter_mut().zip(row) {
                         *o += x;
                     }
-                })?;
-                ops::with_slice(&d, |d| {
-                    for row in d.chunks(m) {
-                        for (o, x) in out[m * k..].iter_mut().zip(row) {
-                            *o += x;
-                        }
-                    }
-                })?;
+                }
             }
             ParamGrad::Sparse {
                 dim, coef, delta, ..
@@ -351,7 +345,8 @@ mod tests {
         let outer = ParamGrad::Outer {
             n,
             t,
-            a: ops::tensor(a, &[n * t, k]).unwrap(),
+            k,
+            a,
             delta,
             m,
             sq_norms: sq.clone(),

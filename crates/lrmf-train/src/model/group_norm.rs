@@ -6,6 +6,7 @@
 //! Parameter layout: γ (C), then β (C).
 
 use super::grad::{GradMode, ParamGrad};
+use super::ops;
 use super::sequential::Act;
 use crate::{Result, TrainError};
 
@@ -64,41 +65,56 @@ impl GroupNorm {
                 x.c
             )));
         }
-        let (g, cg, hw) = (self.groups, c / self.groups, x.h * x.w);
-        let mut xhat = vec![0.0f32; x.data.len()];
-        let mut inv_std = vec![0.0f32; x.n * g];
+        let (cg, hw) = (c / self.groups, x.h * x.w);
         let count = (hw * cg) as f64;
-        for i in 0..x.n {
+        // Per example and group: the mean, then 1/σ from the centred second moment (two passes
+        // over the example, per-channel f64 sums combined by group).
+        let stats: Vec<Vec<(f64, f64)>> = ops::par_map(x.n, |i| {
             let xi = &x.data[i * hw * c..(i + 1) * hw * c];
-            for gi in 0..g {
-                let (mut s, mut s2) = (0.0f64, 0.0f64);
-                for p in 0..hw {
-                    for &v in &xi[p * c + gi * cg..p * c + (gi + 1) * cg] {
-                        s += v as f64;
-                    }
-                }
-                let mean = s / count;
-                for p in 0..hw {
-                    for &v in &xi[p * c + gi * cg..p * c + (gi + 1) * cg] {
-                        s2 += (v as f64 - mean).powi(2);
-                    }
-                }
-                let inv = 1.0 / (s2 / count + GN_EPS as f64).sqrt();
-                inv_std[i * g + gi] = inv as f32;
-                for p in 0..hw {
-                    for ch in gi * cg..(gi + 1) * cg {
-                        let o = i * hw * c + p * c + ch;
-                        xhat[o] = ((xi[p * c + ch] as f64 - mean) * inv) as f32;
-                    }
+            let by_group = |sums: &[f64]| -> Vec<f64> {
+                sums.chunks(cg)
+                    .map(|s| s.iter().sum::<f64>() / count)
+                    .collect()
+            };
+            let mut sums = vec![0.0f64; c];
+            for px in xi.chunks(c) {
+                for (s, &v) in sums.iter_mut().zip(px) {
+                    *s += v as f64;
                 }
             }
-        }
-        let mut data = xhat.clone();
-        for row in data.chunks_mut(c) {
-            for ((v, ga), be) in row.iter_mut().zip(&self.gamma).zip(&self.beta) {
-                *v = *v * ga + be;
+            let mean = by_group(&sums);
+            sums.fill(0.0);
+            for px in xi.chunks(c) {
+                for (ch, (s, &v)) in sums.iter_mut().zip(px).enumerate() {
+                    *s += (v as f64 - mean[ch / cg]).powi(2);
+                }
             }
-        }
+            let var = by_group(&sums);
+            mean.into_iter()
+                .zip(var)
+                .map(|(m, v)| (m, 1.0 / (v + GN_EPS as f64).sqrt()))
+                .collect()
+        });
+        let inv_std: Vec<f32> = stats.iter().flatten().map(|&(_, inv)| inv as f32).collect();
+        let mut xhat = vec![0.0f32; x.data.len()];
+        ops::par_blocks(&mut xhat, hw * c, |i, block| {
+            let xi = &x.data[i * hw * c..(i + 1) * hw * c];
+            for (out, px) in block.chunks_mut(c).zip(xi.chunks(c)) {
+                for (ch, (o, &v)) in out.iter_mut().zip(px).enumerate() {
+                    let (mean, inv) = stats[i][ch / cg];
+                    *o = ((v as f64 - mean) * inv) as f32;
+                }
+            }
+        });
+        let mut data = vec![0.0f32; xhat.len()];
+        ops::par_blocks(&mut data, hw * c, |i, block| {
+            let xi = &xhat[i * hw * c..(i + 1) * hw * c];
+            for (out, px) in block.chunks_mut(c).zip(xi.chunks(c)) {
+                for (((o, &v), ga), be) in out.iter_mut().zip(px).zip(&self.gamma).zip(&self.beta) {
+                    *o = v * ga + be;
+                }
+            }
+        });
         Ok((
             Act {
                 data,
@@ -131,40 +147,53 @@ impl GroupNorm {
         } = cache;
         let c = self.gamma.len();
         let (g, cg, hw) = (self.groups, c / self.groups, h * w);
-        let mut rows = vec![0.0f32; n * 2 * c];
-        let mut dx = vec![0.0f32; dy.data.len()];
         let count = (hw * cg) as f64;
-        for i in 0..n {
+        // Per example and channel, in f64: Σ_s dy∘x̂ (= dγ) and Σ_s dy (= dβ).
+        let sums: Vec<Vec<f64>> = ops::par_map(n, |i| {
             let base = i * hw * c;
-            let row = &mut rows[i * 2 * c..(i + 1) * 2 * c];
-            for p in 0..hw {
-                for ch in 0..c {
-                    let d = dy.data[base + p * c + ch];
-                    row[ch] += d * xhat[base + p * c + ch];
-                    row[c + ch] += d;
+            let mut s = vec![0.0f64; 2 * c];
+            let (sg, sb) = s.split_at_mut(c);
+            for (dp, xp) in dy.data[base..base + hw * c]
+                .chunks(c)
+                .zip(xhat[base..base + hw * c].chunks(c))
+            {
+                for (((a, b), &d), &xv) in sg.iter_mut().zip(sb.iter_mut()).zip(dp).zip(xp) {
+                    *a += d as f64 * xv as f64;
+                    *b += d as f64;
                 }
             }
-            for gi in 0..g {
-                let (mut m1, mut m2) = (0.0f64, 0.0f64);
-                for p in 0..hw {
-                    for ch in gi * cg..(gi + 1) * cg {
-                        let o = base + p * c + ch;
-                        let dh = (dy.data[o] * self.gamma[ch]) as f64;
-                        m1 += dh;
-                        m2 += dh * xhat[o] as f64;
-                    }
-                }
-                let (m1, m2) = (m1 / count, m2 / count);
-                let inv = inv_std[i * g + gi] as f64;
-                for p in 0..hw {
-                    for ch in gi * cg..(gi + 1) * cg {
-                        let o = base + p * c + ch;
-                        let dh = (dy.data[o] * self.gamma[ch]) as f64;
-                        dx[o] = (inv * (dh - m1 - xhat[o] as f64 * m2)) as f32;
-                    }
+            s
+        });
+        let rows: Vec<f32> = sums.iter().flatten().map(|&v| v as f32).collect();
+        // Per group, with dx̂ = dy·γ: m1 = mean(dx̂) = Σ_{ch∈g} γ_ch·dβ_ch / count and
+        // m2 = mean(dx̂∘x̂) = Σ_{ch∈g} γ_ch·dγ_ch / count.
+        let mut dx = vec![0.0f32; dy.data.len()];
+        ops::par_blocks(&mut dx, hw * c, |i, block| {
+            let base = i * hw * c;
+            let s = &sums[i];
+            let moments: Vec<(f64, f64, f64)> = (0..g)
+                .map(|gi| {
+                    let chans = gi * cg..(gi + 1) * cg;
+                    let m1: f64 = chans
+                        .clone()
+                        .map(|ch| self.gamma[ch] as f64 * s[c + ch])
+                        .sum();
+                    let m2: f64 = chans.map(|ch| self.gamma[ch] as f64 * s[ch]).sum();
+                    (m1 / count, m2 / count, inv_std[i * g + gi] as f64)
+                })
+                .collect();
+            for ((out, dp), xp) in block
+                .chunks_mut(c)
+                .zip(dy.data[base..base + hw * c].chunks(c))
+                .zip(xhat[base..base + hw * c].chunks(c))
+            {
+                for (ch, ((o, &d), &xv)) in out.iter_mut().zip(dp).zip(xp).enumerate() {
+                    let (m1, m2, inv) = moments[ch / cg];
+                    let dh = (d * self.gamma[ch]) as f64;
+                    *o = (inv * (dh - m1 - xv as f64 * m2)) as f32;
                 }
             }
-        }
+        });
         let grad = match mode {
             GradMode::PerExample => ParamGrad::PerExample { n, p: 2 * c, rows },
             GradMode::Sum => {

@@ -4,11 +4,10 @@
 //!
 //! Parameter layout: weight `W` as out × in (row-major, as in PyTorch), then the bias (out).
 
-use candle_core::Tensor;
-
 use super::conv::column_sums;
 use super::grad::{GradMode, ParamGrad};
 use super::init::uniform;
+use super::native::gemm::{self, View};
 use super::ops;
 use crate::Result;
 
@@ -27,7 +26,7 @@ pub(crate) struct Linear {
 
 /// The layer input, kept for the backward pass: N × in.
 pub(crate) struct LinearCache {
-    x: Tensor,
+    x: Vec<f32>,
     n: usize,
 }
 
@@ -57,16 +56,13 @@ impl Linear {
         n: usize,
         keep: bool,
     ) -> Result<(Vec<f32>, Option<LinearCache>)> {
-        let xt = ops::tensor(x, &[n, self.input])?;
-        let w = ops::tensor_from_slice(&self.weight, &[self.output, self.input])?;
-        let y = xt.matmul(&w.t()?)?;
-        let mut out = ops::with_slice(&y, |s| s.to_vec())?;
-        for row in out.chunks_mut(self.output) {
-            for (v, b) in row.iter_mut().zip(&self.bias) {
-                *v += b;
-            }
+        let mut out = Vec::with_capacity(n * self.output);
+        for _ in 0..n {
+            out.extend_from_slice(&self.bias);
         }
-        Ok((out, keep.then_some(LinearCache { x: xt, n })))
+        let w = View::new(&self.weight, self.output, self.input);
+        gemm::matmul(View::new(&x, n, self.input), w.t(), &mut out, true);
+        Ok((out, keep.then_some(LinearCache { x, n })))
     }
 
     /// Back-propagates `dy` (N × out): the input gradient dy·W (when asked) and the parameter
@@ -84,39 +80,37 @@ impl Linear {
         let LinearCache { x, n } = cache;
         let (k, m) = (self.input, self.output);
         let dx = if need_dx {
-            let d = ops::tensor_from_slice(&dy, &[n, m])?;
-            let w = ops::tensor_from_slice(&self.weight, &[m, k])?;
-            Some(ops::to_vec(&d.matmul(&w)?)?)
+            let mut dx = vec![0.0f32; n * k];
+            let w = View::new(&self.weight, m, k);
+            gemm::matmul(View::new(&dy, n, m), w, &mut dx, false);
+            Some(dx)
         } else {
             None
         };
         let grad = match mode {
             GradMode::Sum => {
-                let bias = column_sums(&dy, m);
-                let d = ops::tensor(dy, &[n, m])?;
-                let mut out = ops::to_vec(&d.t()?.matmul(&x)?)?;
-                out.extend(bias);
+                let mut out = vec![0.0f32; m * k + m];
+                gemm::matmul(
+                    View::new(&dy, n, m).t(),
+                    View::new(&x, n, k),
+                    &mut out[..m * k],
+                    false,
+                );
+                out[m * k..].copy_from_slice(&column_sums(&dy, m));
                 ParamGrad::Summed(out)
             }
             GradMode::PerExample => {
-                let sq_norms = ops::with_slice(&x, |xs| {
-                    (0..n)
-                        .map(|i| {
-                            let x2: f64 = xs[i * k..(i + 1) * k]
-                                .iter()
-                                .map(|&v| (v as f64).powi(2))
-                                .sum();
-                            let d2: f64 = dy[i * m..(i + 1) * m]
-                                .iter()
-                                .map(|&v| (v as f64).powi(2))
-                                .sum();
-                            (x2 + 1.0) * d2
-                        })
-                        .collect::<Vec<f64>>()
-                })?;
+                let sq_norms = (0..n)
+                    .map(|i| {
+                        let x2 = ops::sq_norm(&x[i * k..(i + 1) * k]);
+                        let d2 = ops::sq_norm(&dy[i * m..(i + 1) * m]);
+                        (x2 + 1.0) * d2
+                    })
+                    .collect();
                 ParamGrad::Outer {
                     n,
                     t: 1,
+                    k,
                     a: x,
                     delta: dy,
                     m,

@@ -18,6 +18,7 @@ mod init;
 mod linear;
 mod loss;
 mod mlp;
+mod native;
 mod ops;
 mod pool;
 mod sequential;

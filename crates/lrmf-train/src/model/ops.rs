@@ -1,42 +1,6 @@
-//! Low-level kernels shared by the layers: matrix products through candle's CPU gemm, zero-copy
-//! access to a tensor's f32 storage, channels-last `im2col`/`col2im`, and a small scoped-thread
-//! helper that spreads per-example loops over the available cores.
-
-use candle_core::{Device, Storage, Tensor};
-
-use crate::{Result, TrainError};
-
-/// Wraps an owned row-major buffer as a CPU tensor of the given shape (no copy).
-pub(crate) fn tensor(data: Vec<f32>, shape: &[usize]) -> Result<Tensor> {
-    Ok(Tensor::from_vec(data, shape, &Device::Cpu)?)
-}
-
-/// Copies a borrowed row-major buffer into a CPU tensor of the given shape.
-pub(crate) fn tensor_from_slice(data: &[f32], shape: &[usize]) -> Result<Tensor> {
-    Ok(Tensor::from_slice(data, shape, &Device::Cpu)?)
-}
-
-/// Runs `f` on the contiguous f32 storage of `t` without copying it.
-///
-/// Fails when `t` is not a contiguous f32 CPU tensor.
-pub(crate) fn with_slice<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
-    let (storage, layout) = t.storage_and_layout();
-    let Storage::Cpu(cpu) = &*storage else {
-        return Err(TrainError::Other(
-            "model tensors must live on the CPU".into(),
-        ));
-    };
-    let data = cpu.as_slice::<f32>()?;
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        return Err(TrainError::Other("expected a contiguous tensor".into()));
-    };
-    Ok(f(&data[start..end]))
-}
-
-/// Copies a tensor (any layout) into a row-major `Vec<f32>`.
-pub(crate) fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
-    Ok(t.flatten_all()?.to_vec1::<f32>()?)
-}
+//! Low-level kernels shared by the layers: channels-last `im2col`/`col2im`, and small
+//! scoped-thread helpers that spread per-example loops over the available cores (the matrix
+//! products live in `gemm.rs`).
 
 /// Number of worker threads used by the per-example loops (the same count candle's gemm uses).
 pub(crate) fn num_threads() -> usize {
@@ -316,18 +280,5 @@ mod tests {
         let x: Vec<f32> = (0..19).map(|i| i as f32 - 9.0).collect();
         let direct: f64 = x.iter().map(|&v| (v as f64).powi(2)).sum();
         check(&[sq_norm(&x) as f32], &[direct as f32], 0.0);
-    }
-
-    #[test]
-    fn tensor_round_trip_and_slice_access() {
-        let t = tensor(vec![1.0, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
-        let s = with_slice(&t, |s| s.to_vec()).unwrap();
-        check(&s, &[1.0, 2.0, 3.0, 4.0], 0.0);
-        check(
-            &to_vec(&t.t().unwrap()).unwrap(),
-            &[1.0, 3.0, 2.0, 4.0],
-            0.0,
-        );
-        assert!(with_slice(&t.t().unwrap(), |s| s.len()).is_err());
     }
 }
