@@ -83,10 +83,11 @@ impl GroupNorm {
                 }
             }
             let mean = by_group(&sums);
+            let mean_ch: Vec<f64> = (0..c).map(|ch| mean[ch / cg]).collect();
             sums.fill(0.0);
             for px in xi.chunks(c) {
-                for (ch, (s, &v)) in sums.iter_mut().zip(px).enumerate() {
-                    *s += (v as f64 - mean[ch / cg]).powi(2);
+                for ((s, &v), m) in sums.iter_mut().zip(px).zip(&mean_ch) {
+                    *s += (v as f64 - m).powi(2);
                 }
             }
             let var = by_group(&sums);
@@ -99,10 +100,10 @@ impl GroupNorm {
         let mut xhat = vec![0.0f32; x.data.len()];
         ops::par_blocks(&mut xhat, hw * c, |i, block| {
             let xi = &x.data[i * hw * c..(i + 1) * hw * c];
+            let (mean, inv): (Vec<f64>, Vec<f64>) = (0..c).map(|ch| stats[i][ch / cg]).unzip();
             for (out, px) in block.chunks_mut(c).zip(xi.chunks(c)) {
-                for (ch, (o, &v)) in out.iter_mut().zip(px).enumerate() {
-                    let (mean, inv) = stats[i][ch / cg];
-                    *o = ((v as f64 - mean) * inv) as f32;
+                for (((o, &v), m), r) in out.iter_mut().zip(px).zip(&mean).zip(&inv) {
+                    *o = ((v as f64 - m) * r) as f32;
                 }
             }
         });
@@ -182,15 +183,22 @@ impl GroupNorm {
                     (m1 / count, m2 / count, inv_std[i * g + gi] as f64)
                 })
                 .collect();
+            // Per channel: γ, m1, m2, 1/σ of its group (so the inner loop vectorises).
+            let per_ch: Vec<[f64; 4]> = (0..c)
+                .map(|ch| {
+                    let (m1, m2, inv) = moments[ch / cg];
+                    [self.gamma[ch] as f64, m1, m2, inv]
+                })
+                .collect();
             for ((out, dp), xp) in block
                 .chunks_mut(c)
                 .zip(dy.data[base..base + hw * c].chunks(c))
                 .zip(xhat[base..base + hw * c].chunks(c))
             {
-                for (ch, ((o, &d), &xv)) in out.iter_mut().zip(dp).zip(xp).enumerate() {
-                    let (m1, m2, inv) = moments[ch / cg];
-                    let dh = (d * self.gamma[ch]) as f64;
-                    *o = (inv * (dh - m1 - xv as f64 * m2)) as f32;
+                for (((o, &d), &xv), [ga, m1, m2, inv]) in
+                    out.iter_mut().zip(dp).zip(xp).zip(&per_ch)
+                {
+                    *o = (inv * (d as f64 * ga - m1 - xv as f64 * m2)) as f32;
                 }
             }
         });
