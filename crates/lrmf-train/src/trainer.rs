@@ -632,7 +632,8 @@ fn run(
             (validation_accuracy.is_some(), "validation_accuracy"),
         ]
         .into_iter()
-        .filter_map(|(on, key)| on.then(|| key.to_string()))
+        .filter(|&(on, _)| on)
+        .map(|(_, key)| key.to_string())
         .collect(),
         checkpoint: String::new(),
         release_files: Vec::new(),
