@@ -367,6 +367,90 @@ fn limit_reached(l: &Limits, started: usize, elapsed: f64, next_s: f64) -> Optio
     }
 }
 
+/// What one session of the study has done so far (for the progress lines and the ETA).
+struct Session {
+    clock: Instant,
+    planned: usize,
+    done: usize,
+    started: usize,
+    failed: usize,
+    /// Estimated and measured seconds of the runs finished this session.
+    est_sum: f64,
+    real_sum: f64,
+}
+
+impl Session {
+    /// Measured over estimated time of this session's runs (1 before the first).
+    fn speed(&self) -> f64 {
+        if self.est_sum > 0.0 {
+            self.real_sum / self.est_sum
+        } else {
+            1.0
+        }
+    }
+}
+
+/// Trains `job` and records its outcome; `Ok(false)` when the session must stop (Ctrl-C).
+#[allow(clippy::too_many_arguments)]
+fn step(
+    rd: &RunDir,
+    job: &Job,
+    jobs: &[Job],
+    s: &Settings,
+    st: &mut State,
+    data_dir: &Path,
+    stop: &Arc<AtomicBool>,
+    ses: &mut Session,
+) -> Result<bool> {
+    let (done, n) = (ses.done, ses.planned);
+    let lr = match st.lr(job, s) {
+        Lr::Use(lr) => lr,
+        other => {
+            println!(
+                "[{done}/{n}] {} seed={}: not run ({other:?})",
+                job.label(),
+                job.seed(s)
+            );
+            return Ok(true);
+        }
+    };
+    let cfg = study::config(job, lr, s, data_dir)?;
+    ses.started += 1;
+    let t = Instant::now();
+    match train_one(rd, job, s, lr, &cfg, stop)? {
+        Outcome::Interrupted => {
+            println!(
+                "accuracy study: interrupted during {}; run the same command to resume",
+                job.name()
+            );
+            return Ok(false);
+        }
+        Outcome::Failed(why) => {
+            ses.failed += 1;
+            println!(
+                "[{done}/{n}] {} seed={}: FAILED (retried next time): {why}",
+                job.label(),
+                job.seed(s)
+            );
+        }
+        Outcome::Finished(r) => {
+            write_atomic(
+                &result_path(rd, job),
+                serde_json::to_string_pretty(&r)?.as_bytes(),
+            )?;
+            let run_s = t.elapsed().as_secs_f64();
+            ses.est_sum += job.estimate(s);
+            ses.real_sum += run_s;
+            ses.done += 1;
+            st.results.insert(r.name.clone(), (*r).clone());
+            let eta = remaining(jobs, st, s) * ses.speed();
+            let elapsed = ses.clock.elapsed().as_secs_f64();
+            println!("{}", line(ses.done, n, job, &r, run_s, elapsed, eta));
+        }
+    }
+    Ok(true)
+}
+
 /// Runs (or resumes) the study into `rd/accuracy/`; writes its CSV files and plots; returns
 /// the per-run table once every run of the whole plan has its result, else `Ok(None)`.
 pub fn run(
@@ -382,81 +466,36 @@ pub fn run(
         return Ok(None);
     }
     let mut st = State::load(rd, s, &all, data_dir)?;
-    let n = jobs.len();
-    let mut done = jobs.iter().filter(|j| st.is_done(j)).count();
+    let mut ses = Session {
+        clock: Instant::now(),
+        planned: jobs.len(),
+        done: jobs.iter().filter(|j| st.is_done(j)).count(),
+        started: 0,
+        failed: 0,
+        est_sum: 0.0,
+        real_sum: 0.0,
+    };
     println!(
-        "accuracy study: {n} runs planned here, {done} finished before; the rest is expected to take {} (at today's trainer speed; the ETA below follows the measured speed)",
+        "accuracy study: {} runs planned here, {} finished before; the rest is expected to take {} (at today's trainer speed; the ETA below follows the measured speed)",
+        ses.planned,
+        ses.done,
         hms(remaining(&jobs, &st, s))
     );
-    let clock = Instant::now();
-    let (mut started, mut failed, mut est_sum, mut real_sum) = (0usize, 0usize, 0.0, 0.0);
-    for job in &jobs {
-        if st.is_done(job) {
-            continue;
-        }
-        let speed = if est_sum > 0.0 {
-            real_sum / est_sum
-        } else {
-            1.0
-        };
-        let elapsed = clock.elapsed().as_secs_f64();
-        if let Some(why) = limit_reached(l, started, elapsed, job.estimate(s) * speed) {
+    for job in jobs.iter().filter(|j| !st.is_done(j)).collect::<Vec<_>>() {
+        let elapsed = ses.clock.elapsed().as_secs_f64();
+        if let Some(why) = limit_reached(l, ses.started, elapsed, job.estimate(s) * ses.speed()) {
             println!("accuracy study: stopping ({why}); run the same command to continue");
             break;
         }
-        if stop.load(Ordering::SeqCst) {
+        if stop.load(Ordering::SeqCst)
+            || !step(rd, job, &jobs, s, &mut st, data_dir, stop, &mut ses)?
+        {
             break;
-        }
-        let lr = match st.lr(job, s) {
-            Lr::Use(lr) => lr,
-            other => {
-                println!(
-                    "[{done}/{n}] {} seed={}: not run ({other:?})",
-                    job.label(),
-                    job.seed(s)
-                );
-                continue;
-            }
-        };
-        let cfg = study::config(job, lr, s, data_dir)?;
-        started += 1;
-        let t = Instant::now();
-        match train_one(rd, job, s, lr, &cfg, stop)? {
-            Outcome::Interrupted => {
-                println!(
-                    "accuracy study: interrupted during {}; run the same command to resume",
-                    job.name()
-                );
-                break;
-            }
-            Outcome::Failed(why) => {
-                failed += 1;
-                println!(
-                    "[{done}/{n}] {} seed={}: FAILED (retried next time): {why}",
-                    job.label(),
-                    job.seed(s)
-                );
-            }
-            Outcome::Finished(r) => {
-                write_atomic(
-                    &result_path(rd, job),
-                    serde_json::to_string_pretty(&r)?.as_bytes(),
-                )?;
-                let run_s = t.elapsed().as_secs_f64();
-                est_sum += job.estimate(s);
-                real_sum += run_s;
-                done += 1;
-                st.results.insert(r.name.clone(), (*r).clone());
-                let eta = remaining(&jobs, &st, s) * real_sum / est_sum;
-                println!(
-                    "{}",
-                    line(done, n, job, &r, run_s, clock.elapsed().as_secs_f64(), eta)
-                );
-            }
         }
     }
     println!(
-        "accuracy study: {started} runs started this session ({failed} failed), {done} of {n} finished"
+        "accuracy study: {} runs started this session ({} failed), {} of {} finished",
+        ses.started, ses.failed, ses.done, ses.planned
     );
     let table = crate::study_report::write_outputs(rd, s, &all, &st)?;
     Ok(all.iter().all(|j| st.is_done(j)).then_some(table))
