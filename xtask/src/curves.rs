@@ -1,6 +1,7 @@
 //! Linear-axis line charts (accuracy vs epoch) for the full accuracy study. `plot.rs` draws the
 //! log–log error charts; accuracies between 0 and 1 need linear axes, so this file draws the
-//! same [`Panel`]s (its series, styles and shipped font) on linear axes instead.
+//! same [`Panel`]s (its series, styles and shipped font) on linear axes instead, with one
+//! accuracy range shared by all panels of a figure.
 
 use crate::plot::{Panel, Style};
 use anyhow::{Result, anyhow};
@@ -50,8 +51,12 @@ where
     root.fill(&WHITE).map_err(pe)?;
     let root = root.titled(title, ("sans-serif", 26)).map_err(pe)?;
     let areas = root.split_evenly((panels.len().div_ceil(cols), cols));
+    // One accuracy axis for every panel, so methods compare at a glance.
+    let all: Vec<_> = panels.iter().filter_map(bounds).collect();
+    let y0 = all.iter().map(|b| b.2).fold(f64::MAX, f64::min);
+    let y1 = all.iter().map(|b| b.3).fold(f64::MIN, f64::max);
     for (p, area) in panels.iter().zip(areas) {
-        let Some((x0, x1, y0, y1)) = bounds(p) else {
+        let Some((x0, x1, _, _)) = bounds(p) else {
             continue;
         };
         let mut chart = ChartBuilder::on(&area)
