@@ -4,11 +4,17 @@
 
 mod accuracy;
 mod bench_train;
+mod curves;
 mod errors;
 mod eval;
 mod plot;
 mod report;
 mod run;
+mod stats;
+mod study;
+mod study_docs;
+mod study_report;
+mod study_run;
 mod table;
 mod tidy;
 
@@ -104,9 +110,43 @@ struct ReproArgs {
     /// Data root of the accuracy experiment (default: $LRMF_DATA_DIR, else data/).
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Do not update docs/RESULTS.md (quick mode updates it by default).
+    /// Also write the tracked docs/RESULTS.md and docs/results/ (quick mode: the whole report;
+    /// full mode: its accuracy-study section and CSVs). Without it only the git-ignored run
+    /// folder under results/ is written.
     #[arg(long)]
-    no_docs: bool,
+    update_docs: bool,
+    /// Full accuracy study: run only these data sets this time (imdb, cifar10).
+    #[arg(long, value_enum, value_delimiter = ',', requires = "full")]
+    only: Vec<study::Data>,
+    /// Full accuracy study: start at most this many training runs, then stop (resumable).
+    #[arg(long, requires = "full")]
+    max_runs: Option<usize>,
+    /// Full accuracy study: start no training run expected to end after this many hours.
+    #[arg(long, requires = "full")]
+    budget_hours: Option<f64>,
+    /// Full accuracy study: epochs of the final runs per data set, e.g. `imdb=20,cifar10=10`
+    /// (stored in the run folder; a changed value reruns the affected runs).
+    #[arg(long, value_delimiter = ',', value_parser = per_data, requires = "full")]
+    epochs: Vec<(study::Data, usize)>,
+    /// Full accuracy study: epochs of the learning-rate grid runs per data set, e.g. `cifar10=3`.
+    #[arg(long, value_delimiter = ',', value_parser = per_data, requires = "full")]
+    grid_epochs: Vec<(study::Data, usize)>,
+    /// Full accuracy study: seeds of the final runs per data set, e.g. `imdb=3,cifar10=2`.
+    #[arg(long, value_delimiter = ',', value_parser = per_data, requires = "full")]
+    seeds: Vec<(study::Data, usize)>,
+}
+
+/// Parses `DATASET=COUNT` (COUNT ≥ 1).
+fn per_data(s: &str) -> std::result::Result<(study::Data, usize), String> {
+    let (d, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected DATASET=COUNT (imdb=20), got {s:?}"))?;
+    let d = <study::Data as ValueEnum>::from_str(d, true)
+        .map_err(|_| format!("unknown data set {d:?}; allowed: imdb, cifar10"))?;
+    match v.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok((d, n)),
+        _ => Err(format!("COUNT must be an integer ≥ 1, got {v:?}")),
+    }
 }
 
 fn main() {
@@ -193,30 +233,67 @@ fn hms(secs: f64) -> String {
     format!("{}h {:02}m {:02}s", s / 3600, (s / 60) % 60, s % 60)
 }
 
-fn repro(a: ReproArgs) -> Result<()> {
-    plot::register_font()?;
-    let started = Instant::now();
-    let scale = if a.full { Scale::FULL } else { Scale::QUICK };
-    let acc_scale: &[accuracy::DataScale] = if a.full {
-        &accuracy::FULL
-    } else {
-        &accuracy::QUICK
+/// The full study's settings: those stored in the run folder (a resumed study keeps its plan),
+/// else the defaults; then the flags given now (stored again by the study).
+fn study_settings(a: &ReproArgs, rd: Option<&RunDir>, seed: u64) -> Result<study::Settings> {
+    let stored = rd.map(|r| r.file(study_report::SETTINGS_FILE));
+    let mut s = match stored.filter(|p| p.is_file()) {
+        Some(p) => serde_json::from_str(&std::fs::read_to_string(&p)?)
+            .with_context(|| format!("invalid {}", p.display()))?,
+        None => study::Settings::defaults(seed),
     };
-    let mode = if a.full { "full" } else { "quick" };
-    let parts = a.part.experiments();
+    for &(d, n) in &a.epochs {
+        s.of_mut(d).epochs = n;
+    }
+    for &(d, n) in &a.grid_epochs {
+        s.of_mut(d).grid_epochs = n;
+    }
+    for &(d, n) in &a.seeds {
+        s.of_mut(d).seeds = n;
+    }
+    Ok(s)
+}
+
+/// Prints the expected run time of the selected experiments.
+fn print_estimate(a: &ReproArgs, parts: &[String], mode: &str) -> Result<()> {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1) as f64;
-    let jobs_single = errors::single_epoch_jobs(scale);
-    let jobs_bands = errors::band_jobs(scale);
-    let jobs_memory = errors::memory_jobs(scale);
+    let scale = if a.full { Scale::FULL } else { Scale::QUICK };
     let mut est = 0.0;
-    for p in &parts {
+    for p in parts {
         est += match p.as_str() {
-            "single_epoch" => errors::estimate(&jobs_single) / cores,
-            "bands" => errors::estimate(&jobs_bands) / cores,
-            "memory" => errors::estimate(&jobs_memory) / cores,
-            _ => accuracy::estimate(acc_scale),
+            "single_epoch" => errors::estimate(&errors::single_epoch_jobs(scale)) / cores,
+            "bands" => errors::estimate(&errors::band_jobs(scale)) / cores,
+            "memory" => errors::estimate(&errors::memory_jobs(scale)) / cores,
+            _ if a.full => {
+                let s = study_settings(a, None, a.seed)?;
+                let jobs = study::plan(&s, &a.only);
+                let secs: f64 = jobs.iter().map(|j| j.estimate(&s)).sum();
+                let grid = jobs.iter().filter(|j| j.is_grid()).count();
+                println!(
+                    "full accuracy study: {} training runs ({grid} learning-rate grid + {} final), about {} at today's trainer speed (before skipping finished runs)",
+                    jobs.len(),
+                    jobs.len() - grid,
+                    hms(secs)
+                );
+                for d in s
+                    .data
+                    .iter()
+                    .filter(|d| a.only.is_empty() || a.only.contains(&d.data))
+                {
+                    println!(
+                        "  {}: final runs {} epochs × {} seeds, grid {} epochs; {} s per epoch assumed",
+                        d.data.name(),
+                        d.epochs,
+                        d.seeds,
+                        d.grid_epochs,
+                        d.seconds_per_epoch
+                    );
+                }
+                secs
+            }
+            _ => accuracy::estimate(&accuracy::QUICK),
         };
     }
     println!(
@@ -225,6 +302,12 @@ fn repro(a: ReproArgs) -> Result<()> {
         hms(est),
         cores
     );
+    Ok(())
+}
+
+/// The run folder to write: the one given, the latest unfinished one of this mode and parts,
+/// or a new one.
+fn open_run(a: &ReproArgs, mode: &str, parts: &[String]) -> Result<(RunDir, Meta)> {
     let root = a
         .out
         .clone()
@@ -233,19 +316,17 @@ fn repro(a: ReproArgs) -> Result<()> {
         "cargo xtask {}",
         std::env::args().skip(1).collect::<Vec<_>>().join(" ")
     );
+    let fresh = || -> Result<(RunDir, Meta)> {
+        let m = Meta::probe(command.clone(), mode, parts, a.seed);
+        Ok((RunDir::create(&root, &m)?, m))
+    };
     let (rd, mut meta) = match (&a.resume, a.fresh) {
         (Some(p), _) => RunDir::open(p)?,
-        (None, false) => match run::latest_unfinished(&root, mode, &parts) {
+        (None, false) => match run::latest_unfinished(&root, mode, parts) {
             Some(p) => RunDir::open(&p)?,
-            None => {
-                let m = Meta::probe(command.clone(), mode, &parts, a.seed);
-                (RunDir::create(&root, &m)?, m)
-            }
+            None => fresh()?,
         },
-        (None, true) => {
-            let m = Meta::probe(command.clone(), mode, &parts, a.seed);
-            (RunDir::create(&root, &m)?, m)
-        }
+        (None, true) => fresh()?,
     };
     if meta.mode != mode {
         bail!(
@@ -255,7 +336,9 @@ fn repro(a: ReproArgs) -> Result<()> {
             if meta.mode == "full" { "" } else { "out" }
         );
     }
-    let resuming = parts.iter().any(|p| rd.is_done(p)) || a.resume.is_some();
+    let resuming = parts.iter().any(|p| rd.is_done(p))
+        || a.resume.is_some()
+        || rd.file(study_report::SETTINGS_FILE).is_file();
     if resuming {
         meta.resumed
             .push(run::iso_utc(std::time::SystemTime::now()));
@@ -264,6 +347,17 @@ fn repro(a: ReproArgs) -> Result<()> {
     } else {
         println!("writing {}", rd.path.display());
     }
+    Ok((rd, meta))
+}
+
+fn repro(a: ReproArgs) -> Result<()> {
+    plot::register_font()?;
+    let started = Instant::now();
+    let scale = if a.full { Scale::FULL } else { Scale::QUICK };
+    let mode = if a.full { "full" } else { "quick" };
+    let parts = a.part.experiments();
+    print_estimate(&a, &parts, mode)?;
+    let (rd, meta) = open_run(&a, mode, &parts)?;
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
@@ -285,28 +379,42 @@ fn repro(a: ReproArgs) -> Result<()> {
         let table = match p.as_str() {
             "single_epoch" => Some(eval::run_all(
                 "1 n-sweep",
-                &jobs_single,
+                &errors::single_epoch_jobs(scale),
                 |_, _| vec![],
                 &errors::header(),
                 &stop,
             )?),
             "bands" => Some(eval::run_all(
                 "2 bands",
-                &jobs_bands,
+                &errors::band_jobs(scale),
                 |_, _| vec![],
                 &errors::header(),
                 &stop,
             )?),
             "memory" => Some(eval::run_all(
                 "3 memory",
-                &jobs_memory,
+                &errors::memory_jobs(scale),
                 errors::memory_extra,
                 &errors::memory_header(),
                 &stop,
             )?),
             "accuracy" => {
                 prepare_data_if_missing(&data_dir);
-                accuracy::run(&rd, acc_scale, meta.seed, &data_dir, &stop)?
+                if a.full {
+                    let settings = study_settings(&a, Some(&rd), meta.seed)?;
+                    run::write_atomic(
+                        &rd.file(study_report::SETTINGS_FILE),
+                        serde_json::to_string_pretty(&settings)?.as_bytes(),
+                    )?;
+                    let limits = study_run::Limits {
+                        only: a.only.clone(),
+                        max_runs: a.max_runs,
+                        budget_s: a.budget_hours.map(|h| h * 3600.0),
+                    };
+                    study_run::run(&rd, &settings, &limits, &data_dir, &stop)?
+                } else {
+                    accuracy::run(&rd, &accuracy::QUICK, meta.seed, &data_dir, &stop)?
+                }
             }
             other => bail!("unknown experiment {other} in {}", rd.path.display()),
         };
@@ -319,6 +427,13 @@ fn repro(a: ReproArgs) -> Result<()> {
             );
         }
     }
+    write_reports(&a, &rd, &meta)?;
+    println!("wall time {}", hms(started.elapsed().as_secs_f64()));
+    Ok(())
+}
+
+/// The run folder's plots and `REPORT.md`; with `--update-docs`, the tracked docs too.
+fn write_reports(a: &ReproArgs, rd: &RunDir, meta: &Meta) -> Result<()> {
     let mut plots = Vec::new();
     if let Some(t) = rd.table("single_epoch")? {
         plots.extend(errors::plot_single_epoch(&t, &rd.path)?);
@@ -329,13 +444,27 @@ fn repro(a: ReproArgs) -> Result<()> {
     if let Some(t) = rd.table("memory")? {
         plots.extend(errors::plot_memory(&t, &rd.path)?);
     }
-    let md = report::markdown(&rd, &meta, &|f| f.to_string())?;
+    let study = a.full && meta.parts.iter().any(|p| p == "accuracy");
+    let mut md = report::markdown(rd, meta, &|f| f.to_string())?;
+    if study && !rd.is_done("accuracy") {
+        md.push_str(&study_docs::markdown(rd, &|f| f.to_string())?);
+    }
     run::write_atomic(&rd.file("REPORT.md"), md.as_bytes())?;
     println!("report: {}", rd.file("REPORT.md").display());
-    if !a.full && !a.no_docs {
-        write_docs(&rd, &meta, &plots)?;
+    let docs = run::workspace_root().join("docs");
+    match (a.update_docs, a.full) {
+        (true, false) => write_docs(rd, meta, &plots)?,
+        (true, true) if study => study_docs::update_docs(rd, &docs)?,
+        (true, true) => println!(
+            "--update-docs: full mode updates only the accuracy study's section; the error study stays in {}",
+            rd.path.display()
+        ),
+        (false, _) => println!(
+            "tracked files left alone: everything is in {} (pass --update-docs to also write {})",
+            rd.path.display(),
+            docs.join("RESULTS.md").display()
+        ),
     }
-    println!("wall time {}", hms(started.elapsed().as_secs_f64()));
     Ok(())
 }
 
@@ -345,10 +474,14 @@ fn write_docs(rd: &RunDir, meta: &Meta, plots: &[PathBuf]) -> Result<()> {
     let docs = run::workspace_root().join("docs");
     let dest = docs.join("results");
     std::fs::create_dir_all(&dest)?;
-    // Plots of an earlier run go, so the folder holds exactly the plots the page links.
+    // Plots of an earlier run go, so the folder holds exactly the plots the page links (the
+    // full-mode study's files stay, with its section of the page).
     for e in std::fs::read_dir(&dest)? {
         let p = e?.path();
-        if p.extension().is_some_and(|x| x == "svg" || x == "png") {
+        let study = p
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("accuracy_full"));
+        if !study && p.extension().is_some_and(|x| x == "svg" || x == "png") {
             std::fs::remove_file(&p)?;
         }
     }
@@ -364,7 +497,13 @@ fn write_docs(rd: &RunDir, meta: &Meta, plots: &[PathBuf]) -> Result<()> {
         format!("results/{}", f.replace(".png", ".svg"))
     })?;
     let head = "<!-- Generated by `cargo xtask repro` from a run's CSV files; do not edit by hand. -->\n\n";
-    run::write_atomic(&docs.join("RESULTS.md"), format!("{head}{md}").as_bytes())?;
+    let page = docs.join("RESULTS.md");
+    let old = std::fs::read_to_string(&page).unwrap_or_default();
+    let text = match study_docs::extract(&old) {
+        Some(full) => format!("{head}{md}\n{full}\n"),
+        None => format!("{head}{md}"),
+    };
+    run::write_atomic(&page, text.as_bytes())?;
     println!("docs: {}", docs.join("RESULTS.md").display());
     Ok(())
 }

@@ -102,6 +102,17 @@ pub struct DataConfig {
     /// Text only: vocabulary size K of the word tokenizer (default 10,000 IMDB, 1,000 generated).
     #[serde(default)]
     pub vocab_size: Option<usize>,
+    /// Examples held out of the training examples as a validation split (default: none). They
+    /// are never trained on: the run trains, samples its batches and accounts its privacy on
+    /// the remaining `train_examples − validation` examples, and scores the final model on the
+    /// held-out ones (`validation_accuracy` in the summary, outside the DP guarantee). Never
+    /// taken from the test split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<usize>,
+    /// Seed of the validation split: which examples are held out (default 0). Independent of
+    /// the run's `seed`, so every run of a study holds out the same examples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_seed: Option<u64>,
 }
 
 /// Default generated training-set size.
@@ -110,16 +121,47 @@ pub const SYNTHETIC_TRAIN: usize = 2_000;
 pub const SYNTHETIC_TEST: usize = 500;
 
 impl DataConfig {
-    /// (train, test) sizes the run will use.
+    /// (train, test) sizes the run will use; train is what is left after the validation split
+    /// (the N of sampling and accounting).
     pub fn sizes(&self) -> (usize, usize) {
-        let (tr, te) = self
+        let te = self
             .dataset
             .full_sizes()
-            .unwrap_or((SYNTHETIC_TRAIN, SYNTHETIC_TEST));
+            .map_or(SYNTHETIC_TEST, |(_, te)| te);
         (
-            self.train_examples.unwrap_or(tr),
+            self.pool_size()
+                .saturating_sub(self.validation.unwrap_or(0)),
             self.test_examples.unwrap_or(te),
         )
+    }
+
+    /// Training examples before the validation split is held out: `train_examples`, else the
+    /// whole training split (generated: 2,000).
+    pub fn pool_size(&self) -> usize {
+        let tr = self
+            .dataset
+            .full_sizes()
+            .map_or(SYNTHETIC_TRAIN, |(tr, _)| tr);
+        self.train_examples.unwrap_or(tr)
+    }
+
+    /// The checks of `validation` and `validation_seed` (after `train_examples` is checked).
+    fn validate_validation(&self) -> Result<()> {
+        let pool = self.pool_size();
+        match (self.validation, self.validation_seed) {
+            (Some(v), _) if !(1..pool).contains(&v) => Err(cfg_err(
+                "data.validation",
+                format!(
+                    "must be in 1..={} (fewer than the {pool} training examples), got {v}",
+                    pool.saturating_sub(1)
+                ),
+            )),
+            (None, Some(_)) => Err(cfg_err(
+                "data.validation_seed",
+                "only applies with data.validation (the number of held-out examples)",
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// Tokens per text example.
@@ -547,6 +589,7 @@ impl TrainConfig {
                 return Err(cfg_err(key, format!("must be in 1..={max}, got {v}")));
             }
         }
+        d.validate_validation()?;
         if d.dataset.is_text() {
             if !(1..=100_000).contains(&d.max_len()) {
                 return Err(cfg_err(
@@ -1044,6 +1087,21 @@ delta = 1e-5
             ),
             ("hidden = [16]", "embed_dim = 8", "model.embed_dim"),
             ("kind = \"mlp\"", "kind = \"text\"", "model.kind"),
+            (
+                "test_examples = 50",
+                "test_examples = 50\nvalidation = 200",
+                "data.validation",
+            ),
+            (
+                "test_examples = 50",
+                "test_examples = 50\nvalidation_seed = 3",
+                "data.validation_seed",
+            ),
+            (
+                "test_examples = 50",
+                "test_examples = 50\nvalidation = 190",
+                "training.batch_size",
+            ),
         ];
         for (from, to, key) in cases {
             assert_eq!(check(from, to).as_deref(), Some(*key), "{to}");
@@ -1055,6 +1113,25 @@ delta = 1e-5
             check("clip_norm = 1.0", "mode = \"non-private\"\nclip_norm = 1.0").as_deref(),
             Some("privacy.clip_norm")
         );
+    }
+
+    #[test]
+    fn validation_split_shrinks_the_training_set_of_sampling_and_accounting() {
+        let c = TrainConfig::from_toml_str(
+            &GOOD.replace("test_examples = 50", "test_examples = 50\nvalidation = 40"),
+        )
+        .unwrap();
+        assert_eq!(c.data.pool_size(), 200);
+        let s = c.shape();
+        assert_eq!(
+            (s.num_train, s.steps_per_epoch, s.total_steps),
+            (160, 8, 16)
+        );
+        // Configs without a validation split keep their serialisation, hence their hash.
+        let plain = TrainConfig::from_toml_str(GOOD).unwrap();
+        let json = serde_json::to_string(&plain).unwrap();
+        assert!(!json.contains("validation"), "{json}");
+        assert_ne!(plain.hash(), c.hash());
     }
 
     #[test]

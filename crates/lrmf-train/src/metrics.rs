@@ -162,6 +162,13 @@ pub struct Summary {
     pub test_loss: Option<f64>,
     /// Final test accuracy.
     pub test_accuracy: Option<f64>,
+    /// Examples held out as the validation split (`[data] validation`; absent without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_validation: Option<usize>,
+    /// Accuracy of the final model on the validation split (absent without one). Computed
+    /// from held-out training examples without noise: outside the DP guarantee (`outside_dp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_accuracy: Option<f64>,
     /// Mean training loss over the last epoch's steps run in this process or before
     /// (`null` with diagnostics off). Outside the DP guarantee (see `outside_dp`).
     pub train_loss_last_epoch: Option<f64>,

@@ -34,7 +34,7 @@ impl Sampling {
 /// A uniformly distributed integer in `0..bound` (`bound ≥ 1`) from 64-bit words, by rejection
 /// (no modulo bias). Written out here so that the stream of bins for a seed never changes with
 /// the `rand` version. Expected O(1) words.
-fn uniform_below(rng: &mut ChaCha20Rng, bound: u64) -> u64 {
+pub(crate) fn uniform_below(rng: &mut ChaCha20Rng, bound: u64) -> u64 {
     debug_assert!(bound >= 1);
     // Accept x < zone, where zone is the largest multiple of `bound` that fits in 2^64.
     let zone = u64::MAX - (u64::MAX - bound + 1) % bound;

@@ -330,15 +330,21 @@ fn run(
 ) -> Result<Summary> {
     let clock = Instant::now();
     let shape = config.shape();
-    if data.train.len() != shape.num_train || data.test.len() != shape.num_test {
+    let num_validation = data.validation.as_ref().map(Examples::len);
+    if data.train.len() != shape.num_train
+        || data.test.len() != shape.num_test
+        || num_validation != config.data.validation
+    {
         return Err(TrainError::Config {
             key: "data".into(),
             message: format!(
-                "config says {} train / {} test examples, the data has {} / {}",
+                "config says {} train / {} test / {:?} validation examples, the data has {} / {} / {:?}",
                 shape.num_train,
                 shape.num_test,
+                config.data.validation,
                 data.train.len(),
-                data.test.len()
+                data.test.len(),
+                num_validation
             ),
         });
     }
@@ -567,6 +573,10 @@ fn run(
         last_eval = Some(evaluate(&*model, &data.test, t.eval_batch_size)?);
     }
     metrics.sync()?;
+    let validation_accuracy = match (&data.validation, completed) {
+        (Some(v), true) => Some(evaluate(&*model, v, t.eval_batch_size)?.1),
+        _ => None,
+    };
 
     let (test_loss, test_accuracy) = match last_eval {
         Some((l, a)) => (Some(l), Some(a)),
@@ -613,13 +623,18 @@ fn run(
         },
         test_loss,
         test_accuracy,
+        num_validation,
+        validation_accuracy,
         train_loss_last_epoch: last_epoch_loss(out_dir, (step.max(1) - 1) / b + 1)
             .filter(|_| config.output.diagnostics),
-        outside_dp: if config.output.diagnostics {
-            vec!["train_loss_last_epoch".into()]
-        } else {
-            Vec::new()
-        },
+        outside_dp: [
+            (config.output.diagnostics, "train_loss_last_epoch"),
+            (validation_accuracy.is_some(), "validation_accuracy"),
+        ]
+        .into_iter()
+        .filter(|&(on, _)| on)
+        .map(|(_, key)| key.to_string())
+        .collect(),
         checkpoint: String::new(),
         release_files: Vec::new(),
         wall_time_s: elapsed(&clock),
@@ -769,6 +784,7 @@ mod tests {
         TrainData {
             train: Examples::Images(images(n_train, 1)),
             test: Examples::Images(images(n_test, 2)),
+            validation: None,
         }
     }
 
@@ -1184,6 +1200,7 @@ delta = 1e-5
         let small = TrainData {
             train: Examples::Images(images(n - 1, 1)),
             test: Examples::Images(images(10, 2)),
+            validation: None,
         };
         let mut m = LeastSquares {
             theta: vec![0.0; 3],
