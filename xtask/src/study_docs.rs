@@ -21,21 +21,32 @@ pub const END: &str = "<!-- full-mode accuracy study: end -->";
 
 /// `text` with its marked full-mode section replaced by `section` (appended when absent).
 pub fn splice(text: &str, section: &str) -> String {
-    let block = format!("{BEGIN}\n{}\n{END}\n", section.trim_end());
-    match (text.find(BEGIN), text.find(END)) {
+    splice_marked(text, BEGIN, END, section)
+}
+
+/// The marked full-mode section of `text` with its markers, if it has one.
+pub fn extract(text: &str) -> Option<&str> {
+    extract_marked(text, BEGIN, END)
+}
+
+/// `text` with the section between the `begin` and `end` marker lines replaced by `section`
+/// (appended when absent).
+pub fn splice_marked(text: &str, begin: &str, end: &str, section: &str) -> String {
+    let block = format!("{begin}\n{}\n{end}\n", section.trim_end());
+    match (text.find(begin), text.find(end)) {
         (Some(a), Some(b)) if b > a => format!(
             "{}{block}{}",
             &text[..a],
-            text[b + END.len()..].trim_start_matches('\n')
+            text[b + end.len()..].trim_start_matches('\n')
         ),
         _ => format!("{}\n\n{block}", text.trim_end()),
     }
 }
 
-/// The marked full-mode section of `text` with its markers, if it has one.
-pub fn extract(text: &str) -> Option<&str> {
-    let (a, b) = (text.find(BEGIN)?, text.find(END)?);
-    (b > a).then(|| &text[a..b + END.len()])
+/// The section between the `begin` and `end` marker lines of `text`, markers included.
+pub fn extract_marked<'a>(text: &'a str, begin: &str, end: &str) -> Option<&'a str> {
+    let (a, b) = (text.find(begin)?, text.find(end)?);
+    (b > a).then(|| &text[a..b + end.len()])
 }
 
 fn read(rd: &RunDir, name: &str) -> Result<Option<Table>> {
