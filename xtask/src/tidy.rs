@@ -159,6 +159,45 @@ mod tests {
         );
     }
 
+    /// Lines of `text` that write `unsafe` code or lift the `unsafe_code` lint, as `path:line`.
+    fn unsafe_lines(path: &Path, text: &str) -> Vec<String> {
+        text.lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim_start().starts_with("//"))
+            .filter(|(_, l)| {
+                l.contains("unsafe {") || l.contains("unsafe fn") || l.contains("(unsafe_code)")
+            })
+            .map(|(i, _)| format!("{}:{}", path.display(), i + 1))
+            .collect()
+    }
+
+    #[test]
+    fn unsafe_code_lives_only_in_the_audited_native_module() {
+        let native = root().join("crates/lrmf-train/src/model/native");
+        let mut files = sources(&root().join("crates"));
+        files.extend(sources(&root().join("xtask/src")));
+        files.extend(sources(&root().join("benches")));
+        let bad: Vec<String> = files
+            .iter()
+            .filter(|f| !f.starts_with(&native))
+            .flat_map(|f| unsafe_lines(f, &non_test(f)))
+            .collect();
+        assert!(
+            bad.is_empty(),
+            "unsafe code outside crates/lrmf-train/src/model/native:\n{}",
+            bad.join("\n")
+        );
+        // The rule catches a violation.
+        assert_eq!(
+            unsafe_lines(
+                Path::new("x.rs"),
+                "    unsafe { std::hint::unreachable_unchecked() }"
+            )
+            .len(),
+            1
+        );
+    }
+
     /// `pub fn` items of `text` whose signature returns a privacy number, without a
     /// `# Privacy contract` section in their doc comment.
     fn missing_contracts(path: &Path, text: &str) -> Vec<String> {
