@@ -397,7 +397,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let meta = crate::run::Meta::probe("t".into(), "full", &["accuracy".into()], 0);
         let rd = RunDir::create(dir.path(), &meta).unwrap();
-        let s = Settings::defaults(0);
+        let mut s = Settings::defaults(0);
+        s.grid_factors = vec![0.5, 1.0, 2.0];
         let all = plan(&s, &[]);
         let mut st = State::default();
         // The first two final runs of the plan (non-private, DP-SGD) with their grids.

@@ -533,6 +533,7 @@ mod tests {
         )
         .unwrap();
         let mut s = Settings::defaults(0);
+        s.grid_factors = vec![0.5, 1.0, 2.0];
         let jobs = study::plan(&s, &[Data::Imdb]);
         let load = |s: &Settings| State::load(&rd, s, &jobs, Path::new("/data")).unwrap();
         let first = jobs.iter().find(|j| !j.is_grid()).unwrap();
