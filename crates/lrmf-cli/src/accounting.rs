@@ -8,6 +8,7 @@ use crate::strategy::{ErrorsReport, StrategyArgs};
 use crate::usage;
 use anyhow::Result;
 use clap::{Args, ValueEnum};
+use lrmf_factor::Method;
 use lrmf_privacy::accounting::{AccountingPlan, McOptions, PrivacyReport};
 use serde::Serialize;
 use std::sync::Arc;
@@ -197,10 +198,10 @@ fn build_plan(a: &AccountingArgs, target: f64) -> Result<Plan> {
             ))
         }
         AccountantName::RdpPoisson | AccountantName::PldPoisson => {
-            if a.strategy.method != "identity" {
+            let method = a.strategy.method()?;
+            if method != Method::Identity {
                 return Err(usage(format!(
-                    "invalid --method: Poisson accountants hold for DP-SGD (identity) only, not {}; use --accountant gaussian or mc-bnb for a factorization",
-                    a.strategy.method
+                    "invalid --method: Poisson accountants hold for DP-SGD (identity) only, not {method}; use --accountant gaussian or mc-bnb for a factorization"
                 )));
             }
             let q = a.sampling_rate.ok_or_else(|| {
@@ -215,7 +216,7 @@ fn build_plan(a: &AccountingArgs, target: f64) -> Result<Plan> {
                 AccountingPlan::pld_poisson(q, steps)
             }
             .map_err(usage)?;
-            Ok(Plan::unit(plan, Some("identity".into()), Some(steps)))
+            Ok(Plan::unit(plan, Some(method.name().into()), Some(steps)))
         }
         AccountantName::McBnb => {
             reject_poisson_flags("mc-bnb")?;

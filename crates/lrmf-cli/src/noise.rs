@@ -67,7 +67,7 @@ pub fn run(a: &NoiseArgs) -> Result<NoiseReport> {
         )));
     }
     let (problem, f) = a.strategy.factorize()?;
-    let n = problem.workload.n();
+    let n = problem.n();
     crate::budget::check_noise(&a.strategy, a.dim, lrmf_noise::state_rows(&f.c))?;
     let seed = a.seed.map(Seed::Fixed).unwrap_or(Seed::FromOs);
     let mut g = CorrelatedNoise::new(&f.c, a.dim, a.std, seed, Mode::Auto).map_err(usage)?;

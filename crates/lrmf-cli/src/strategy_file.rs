@@ -308,7 +308,7 @@ impl StrategyFile {
 /// The factorization in `path` (`.npy`: a dense C; otherwise JSON), checked against the
 /// command's problem. B is `W·C⁻¹` with the command's true W, like every method.
 pub fn load(path: &Path, a: &StrategyArgs, problem: &Problem) -> Result<Factorization> {
-    let n = problem.workload.n();
+    let n = problem.n();
     let bytes = std::fs::read(path).map_err(|e| bad(path, e))?;
     if path.extension().is_some_and(|e| e == "npy") {
         let (rows, cols, data) = read_npy_f64(&bytes).map_err(|e| bad(path, e))?;

@@ -28,10 +28,12 @@ mod method;
 pub mod metrics;
 mod objective;
 mod optimize;
+mod spec;
 
-pub use error::FactorError;
+pub use error::{FactorError, Field};
 pub use factorize::{FactorSpec, Factorization, Factorizer, MAX_DENSE_N, MAX_DENSE_OPT_N};
 pub use method::Method;
 pub use metrics::{Errors, errors, lower_bound};
 pub use objective::{Objective, OptimizeInfo};
 pub use optimize::blt::{MAX_BLT_N, MAX_BUFFERS};
+pub use spec::{Mechanism, MechanismSpec};

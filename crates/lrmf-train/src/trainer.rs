@@ -11,7 +11,7 @@ use lrmf_schedule::Schedule;
 use sha2::{Digest, Sha256};
 
 use crate::checkpoint::{Checkpoint, CheckpointHeader, RunSeeds, to_hex};
-use crate::config::{PrivacyMode, TrainConfig};
+use crate::config::{PrivacyMode, TrainConfig, Validated};
 use crate::data::{Examples, TrainData};
 use crate::metrics::{
     METRICS_FILE, MetricsWriter, Progress, RunInfo, STEP_DIAGNOSTICS, StepMetrics, Summary,
@@ -79,7 +79,6 @@ struct Start {
 /// Validates the config and the folder: a fresh run refuses a folder that already holds a
 /// checkpoint; a resume needs one, made with the same config hash.
 fn prepare(config: &TrainConfig, out_dir: &Path, resume: bool) -> Result<Start> {
-    config.validate()?;
     crate::store::create_private_dir(out_dir)?;
     let existing = Checkpoint::load(out_dir)?;
     match (resume, existing) {
@@ -163,13 +162,14 @@ pub fn train(
     progress: &mut dyn Progress,
 ) -> Result<Summary> {
     // Every check, data included, before the run folder is touched.
-    config.validate()?;
+    let checked = config.validate()?;
     config.check_data()?;
     let start = prepare(config, out_dir, resume)?;
     let data = TrainData::load(&config.data)?;
     let mut model = build_model(config, &data, start.seeds.init)?;
     run(
         config,
+        &checked,
         model.as_mut(),
         &data,
         out_dir,
@@ -250,8 +250,11 @@ pub fn train_model(
     stop: Arc<AtomicBool>,
     progress: &mut dyn Progress,
 ) -> Result<Summary> {
+    let checked = config.validate()?;
     let start = prepare(config, out_dir, resume)?;
-    run(config, model, data, out_dir, start, stop, progress)
+    run(
+        config, &checked, model, data, out_dir, start, stop, progress,
+    )
 }
 
 /// (mean loss, accuracy) over a whole split, in chunks of `chunk` examples. O(split · forward).
@@ -319,8 +322,10 @@ fn save_checkpoint(
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run(
     config: &TrainConfig,
+    checked: &Validated,
     model: &mut dyn DpModel,
     data: &TrainData,
     out_dir: &Path,
@@ -329,7 +334,7 @@ fn run(
     progress: &mut dyn Progress,
 ) -> Result<Summary> {
     let clock = Instant::now();
-    let shape = config.shape();
+    let shape = checked.shape;
     if data.train.len() != shape.num_train || data.test.len() != shape.num_test {
         return Err(TrainError::Config {
             key: "data".into(),
@@ -343,7 +348,7 @@ fn run(
         });
     }
     let (b, n) = (shape.steps_per_epoch, shape.total_steps);
-    let schedule = config.schedule.build(n)?;
+    let schedule = checked.mechanism.schedule();
     let rates = schedule.rates();
     let t = &config.training;
     let sampler = BinSampler::new(
@@ -355,7 +360,7 @@ fn run(
     let d = model.num_params();
     let private = config.privacy.mode == PrivacyMode::Private;
     let plan = if private {
-        Some(PrivacyPlan::build(config, &schedule)?)
+        Some(PrivacyPlan::build(config, &checked.mechanism)?)
     } else {
         None
     };
@@ -592,7 +597,7 @@ fn run(
         schedule: schedule.to_string(),
         mode: if private { "private" } else { "non-private" }.into(),
         method: if private {
-            p.method.clone()
+            p.method.name().into()
         } else {
             "none".into()
         },
@@ -966,8 +971,7 @@ delta = 1e-5
                 (sigma - s.noise_multiplier.unwrap() * s.sensitivity.unwrap() * 0.5).abs() < 1e-12
             );
             // Expected covariance from the strategy, computed densely.
-            let schedule = cfg.schedule.build(steps).unwrap();
-            let plan = PrivacyPlan::build(&cfg, &schedule).unwrap();
+            let plan = PrivacyPlan::build(&cfg, &cfg.validate().unwrap().mechanism).unwrap();
             assert_eq!(plan.sensitivity, s.sensitivity.unwrap());
             let cinv = plan.c.inverse_to_dense().unwrap();
             let scale = sigma * sigma;
@@ -1359,8 +1363,7 @@ delta = 1e-5
     #[test]
     fn noise_state_round_trips_through_the_compact_encoding() {
         let cfg = config(24, "", PRIVATE);
-        let schedule = cfg.schedule.build(cfg.shape().total_steps).unwrap();
-        let plan = PrivacyPlan::build(&cfg, &schedule).unwrap();
+        let plan = PrivacyPlan::build(&cfg, &cfg.validate().unwrap().mechanism).unwrap();
         let (mut a, _) = plan
             .noise_source(7, NoiseSeed::Fixed([4; 32]), None)
             .unwrap();
