@@ -40,14 +40,15 @@ mod tests {
         "lrmf-noise",
     ];
 
-    /// The modules of `lrmf-train` allowed to touch files (ARCHITECTURE.md, Invariants).
-    const TRAIN_FILES: [&str; 6] = [
+    /// The modules of `lrmf-train` allowed to touch files (ARCHITECTURE.md, Invariants): the
+    /// run folder's store and the files in it, the config (and its schedule file); the training
+    /// loop goes through them.
+    const TRAIN_FILES: [&str; 5] = [
         "store.rs",
         "checkpoint.rs",
         "config.rs",
         "metrics.rs",
         "release.rs",
-        "trainer.rs",
     ];
 
     fn root() -> PathBuf {
@@ -72,8 +73,12 @@ mod tests {
         out
     }
 
-    /// The text of a source file up to its `#[cfg(test)]` module (tests may do anything).
+    /// The text of a source file up to its `#[cfg(test)]` module (tests may do anything); empty
+    /// for a `tests.rs` file (a test module declared `#[cfg(test)] mod tests;`).
     fn non_test(path: &Path) -> String {
+        if path.file_name().is_some_and(|n| n == "tests.rs") {
+            return String::new();
+        }
         let text = std::fs::read_to_string(path).unwrap();
         match text.find("#[cfg(test)]") {
             Some(i) => text[..i].to_string(),
