@@ -7,6 +7,8 @@
 //!   its run folder, its config and its data.
 //! - Every public function of `lrmf-privacy` that returns a sensitivity, a noise multiplier or
 //!   an ε carries a `# Privacy contract` section.
+//! - Files are committed (renamed into place) only by `lrmf-io`, so every write has its
+//!   durability; methods are named as string literals only by their table (`Method`).
 
 #[cfg(test)]
 mod tests {
@@ -14,10 +16,11 @@ mod tests {
 
     /// Layer of each workspace crate: a crate may depend only on crates of a lower layer.
     /// candle sits at layer 3, so only the trainer (4) and the crates above it can use it.
-    const LAYERS: [(&str, u32); 13] = [
+    const LAYERS: [(&str, u32); 14] = [
+        ("lrmf-io", 0),
         ("lrmf-schedule", 0),
         ("lrmf-linalg", 0),
-        ("lrmf-data", 0),
+        ("lrmf-data", 1),
         ("lrmf-workload", 1),
         ("lrmf-privacy", 2),
         ("lrmf-factor", 3),
@@ -238,5 +241,87 @@ mod tests {
         );
         let ok = "/// Doc.\n///\n/// # Privacy contract\n/// Never below.\npub fn sensitivity(c: &C) -> f64 {";
         assert!(missing_contracts(p, ok).is_empty());
+    }
+
+    /// Lines of `text` that commit a file by renaming it (the last step of an atomic write).
+    fn renames(path: &Path, text: &str) -> Vec<String> {
+        text.lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim_start().starts_with("//") && l.contains("rename("))
+            .map(|(i, _)| format!("{}:{}", path.display(), i + 1))
+            .collect()
+    }
+
+    #[test]
+    fn atomic_writes_go_through_lrmf_io() {
+        // The data set-up renames a finished *folder* into place (then fsyncs its parent).
+        const ALLOWED: [&str; 2] = ["crates/lrmf-io/src/lib.rs", "crates/lrmf-data/src/setup.rs"];
+        let mut bad = Vec::new();
+        let dirs = std::fs::read_dir(root().join("crates")).unwrap();
+        let mut files: Vec<PathBuf> = dirs
+            .flat_map(|e| sources(&e.unwrap().path().join("src")))
+            .collect();
+        files.extend(sources(&root().join("xtask/src")));
+        for f in files {
+            let rel = f
+                .strip_prefix(root())
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
+            if !ALLOWED.contains(&rel.as_str()) {
+                bad.extend(renames(&f, &non_test(&f)));
+            }
+        }
+        assert!(
+            bad.is_empty(),
+            "files committed by hand instead of lrmf_io::atomic_write / AtomicFile:\n{}",
+            bad.join("\n")
+        );
+        assert_eq!(
+            renames(Path::new("x.rs"), "std::fs::rename(&tmp, p)?;").len(),
+            1
+        );
+    }
+
+    /// Lines of `text` holding a method's command-line name as a string literal (comments are
+    /// skipped): a method is named by `lrmf_factor::Method`, its table is `method.rs`.
+    fn method_literals(path: &Path, text: &str) -> Vec<String> {
+        let names = lrmf_factor::Method::ALL.map(|m| format!("\"{}\"", m.name()));
+        text.lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim_start().starts_with("//"))
+            .filter(|(_, l)| names.iter().any(|n| l.contains(n.as_str())))
+            .map(|(i, l)| format!("{}:{}: {}", path.display(), i + 1, l.trim()))
+            .collect()
+    }
+
+    #[test]
+    fn methods_are_named_only_by_the_method_table() {
+        // `identity` is also the name of the noise generator's form for C = I.
+        const ALLOWED: [&str; 2] = [
+            "crates/lrmf-factor/src/method.rs",
+            "crates/lrmf-noise/src/generator/form.rs",
+        ];
+        let mut bad = Vec::new();
+        for e in std::fs::read_dir(root().join("crates")).unwrap() {
+            for f in sources(&e.unwrap().path().join("src")) {
+                let rel = f
+                    .strip_prefix(root())
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                if !ALLOWED.contains(&rel.as_str()) {
+                    bad.extend(method_literals(&f, &non_test(&f)));
+                }
+            }
+        }
+        assert!(
+            bad.is_empty(),
+            "method names as string literals (use lrmf_factor::Method):\n{}",
+            bad.join("\n")
+        );
+        let p = Path::new("x.rs");
+        assert_eq!(method_literals(p, "if m != \"identity\" {").len(), 1);
+        assert!(method_literals(p, "if m != Method::Identity {").is_empty());
     }
 }

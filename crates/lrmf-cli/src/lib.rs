@@ -7,6 +7,7 @@ pub mod accounting;
 pub mod budget;
 pub mod flags;
 pub mod fmt;
+pub mod interrupt;
 pub mod noise;
 pub mod strategy;
 pub mod strategy_file;

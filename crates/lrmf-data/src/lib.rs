@@ -25,7 +25,6 @@ pub use cifar10::{Cifar10, Dataset, Normalization, Split};
 pub use error::{DataError, Result};
 pub use imdb::{Imdb, TextDataset, Tokenizer, Vocab};
 pub use setup::{
-    Cifar10Files, Corpus, DataDir, ImdbFiles, Source, missing_data_message, prepare_cifar10,
-    prepare_cifar10_checked, prepare_imdb, prepare_imdb_checked, setup_cifar10, setup_imdb,
-    sha256_file, verify_sha256,
+    Cifar10Files, Corpus, DataDir, ImdbFiles, Source, missing_data_message, setup_cifar10,
+    setup_imdb, sha256_file, verify_sha256,
 };

@@ -545,7 +545,7 @@ impl TrainConfig {
                 Err(e) => h.update(format!("schedule.file unreadable: {e}").as_bytes()),
             }
         }
-        crate::checkpoint::to_hex(&h.finalize())
+        lrmf_io::to_hex(&h.finalize())
     }
 
     /// The run folder: `[output].dir`, else `runs/<name>`, else `runs/<dataset>`.
