@@ -421,7 +421,7 @@ fn compare_skip(method: Method, n: usize, part: Participation) -> Option<String>
 }
 
 /// Every method side by side, best (lowest MaxSE) first. Methods that cannot run for these
-/// flags (banded ones without `--band`, those [`compare_skip`] names, bandmf with a band wider
+/// flags (banded ones without `--band`, those `compare_skip` names, bandmf with a band wider
 /// than the min-sep) are left out and named in the second return value. With several bands
 /// (`--band auto` or a list) each banded method is reported at the band with the least MaxSE
 /// among those tried (bands it cannot take are skipped).

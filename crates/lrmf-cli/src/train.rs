@@ -16,7 +16,7 @@ pub struct TrainArgs {
     /// The run's TOML configuration (see configs/).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Output folder (default: the config's `output.dir`, else runs/<config name>).
+    /// Output folder (default: the config's `output.dir`, else `runs/<config name>`).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Resume the run in this folder from its last checkpoint (its saved config is used unless --config is given).

@@ -176,7 +176,7 @@ impl Factorizer for FactorSpec {
 
     /// Cost: identity O(1); sqrt O(n log n); bsr O(p²) (O(p log p) for large p); bisr the same;
     /// dense-sqrt O(n³/6) (n ≤ [`MAX_DENSE_N`]); bandmf O(n²·p) per optimizer iteration, bandinv
-    /// O(n·p + n·k) per iteration on geometric schedules (see [`crate::optimize`]'s modules);
+    /// O(n·p + n·k) per iteration on geometric schedules (see the modules of `optimize`);
     /// blt O(n·d²) per objective evaluation; dense-opt O(n³) per iteration (n ≤
     /// [`MAX_DENSE_OPT_N`]).
     fn factorize(&self, w: &Workload, part: Participation) -> Result<Factorization, FactorError> {

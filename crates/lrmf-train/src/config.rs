@@ -192,7 +192,7 @@ pub struct ModelConfig {
     /// cnn: group-norm groups, dividing every width (default 16, or 1 if 16 does not divide).
     #[serde(default)]
     pub groups: Option<usize>,
-    /// mlp: hidden widths (default [256]); cnn: at most one hidden dense width (default none).
+    /// mlp: hidden widths (default `[256]`); cnn: at most one hidden dense width (default none).
     #[serde(default)]
     pub hidden: Option<Vec<usize>>,
     /// text: embedding width (default 64).

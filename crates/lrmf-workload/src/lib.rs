@@ -1,5 +1,15 @@
 //! The training workload W as a structured operator (MATH.md §1).
 //!
+//! ```
+//! use lrmf_workload::Workload;
+//!
+//! // Constant rate, momentum μ = 0.5, no weight decay: W[t, j] = Σ_{m=j}^{t} 0.5^{m−j}.
+//! let w = Workload::new(vec![1.0; 8], 0.5, 1.0)?;
+//! assert_eq!(w.entry(2, 0), 1.0 + 0.5 + 0.25);
+//! assert_eq!(w.toeplitz_series(3), vec![1.0, 1.5, 1.75]);
+//! # Ok::<(), lrmf_workload::WorkloadError>(())
+//! ```
+//!
 //! SGD with schedule χ, heavy-ball momentum μ (`m_t = μ m_{t−1} + g_t`) and multiplicative weight
 //! decay λ (`θ_t = λ θ_{t−1} − η χ_t m_t`) gives `θ_t − λ^t θ_0 = −η (W G)_t` with
 //!

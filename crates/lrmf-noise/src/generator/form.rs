@@ -127,7 +127,7 @@ fn finite_series(h: Vec<f64>, what: &str) -> Result<Vec<f64>, NoiseError> {
 /// identity 0; banded `C` with p coefficients (BSR family) or p bands (bandmf): p − 1; banded
 /// `C⁻¹` with p coefficients (BISR family, bandinv): p; BLT with d buffers: d; full Toeplitz or
 /// dense: n. O(1), without building the
-/// generator — what memory reports ask; [`CorrelatedNoise::state_bytes`] agrees (tested).
+/// generator — what memory reports ask; [`CorrelatedNoise::state_bytes`](super::CorrelatedNoise::state_bytes) agrees (tested).
 pub fn state_rows(c: &LowerTriangular) -> usize {
     let n = c.n();
     match c {

@@ -13,7 +13,7 @@ impl CorrelatedNoise {
     /// generator's history. O(taps·len) time, O(len) memory.
     ///
     /// For every form except the BSR recursion this is bit-identical to what
-    /// [`NoiseGenerator::fill_next`] produces for that step; for the recursion it is the exact
+    /// [`NoiseGenerator::fill_next`](super::NoiseGenerator::fill_next) produces for that step; for the recursion it is the exact
     /// expansion `Σ_k h_k z_{t−k}` (h = `1/c`), equal to the streamed value up to f32 rounding.
     pub fn regenerate(&self, step: usize, start: usize, out: &mut [f32]) -> Result<(), NoiseError> {
         if step >= self.n {

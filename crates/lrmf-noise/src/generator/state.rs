@@ -35,7 +35,7 @@ pub struct NoiseState {
     pub rounding: Rounding,
     /// The ChaCha20 key.
     pub key: Key,
-    /// Whether the key came from the operating system ([`Seed::FromOs`]), i.e. whether the run
+    /// Whether the key came from the operating system ([`Seed::FromOs`](crate::Seed::FromOs)), i.e. whether the run
     /// may be a real private release.
     pub private_release_safe: bool,
     /// The next step to generate.
