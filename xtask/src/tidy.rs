@@ -243,6 +243,30 @@ mod tests {
         assert!(missing_contracts(p, ok).is_empty());
     }
 
+    /// The violations of `rule` in the non-test code of every crate's `src/` (and `xtask/src`
+    /// with `xtask`), except in the files of `allowed` (paths from the repository root).
+    fn scan(rule: fn(&Path, &str) -> Vec<String>, allowed: &[&str], xtask: bool) -> Vec<String> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("crates"))
+            .unwrap()
+            .flat_map(|e| sources(&e.unwrap().path().join("src")))
+            .collect();
+        if xtask {
+            files.extend(sources(&root().join("xtask/src")));
+        }
+        let mut bad = Vec::new();
+        for f in files {
+            let rel = f
+                .strip_prefix(root())
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
+            if !allowed.contains(&rel.as_str()) {
+                bad.extend(rule(&f, &non_test(&f)));
+            }
+        }
+        bad
+    }
+
     /// Lines of `text` that commit a file by renaming it (the last step of an atomic write).
     fn renames(path: &Path, text: &str) -> Vec<String> {
         text.lines()
@@ -256,22 +280,7 @@ mod tests {
     fn atomic_writes_go_through_lrmf_io() {
         // The data set-up renames a finished *folder* into place (then fsyncs its parent).
         const ALLOWED: [&str; 2] = ["crates/lrmf-io/src/lib.rs", "crates/lrmf-data/src/setup.rs"];
-        let mut bad = Vec::new();
-        let dirs = std::fs::read_dir(root().join("crates")).unwrap();
-        let mut files: Vec<PathBuf> = dirs
-            .flat_map(|e| sources(&e.unwrap().path().join("src")))
-            .collect();
-        files.extend(sources(&root().join("xtask/src")));
-        for f in files {
-            let rel = f
-                .strip_prefix(root())
-                .unwrap()
-                .to_string_lossy()
-                .replace('\\', "/");
-            if !ALLOWED.contains(&rel.as_str()) {
-                bad.extend(renames(&f, &non_test(&f)));
-            }
-        }
+        let bad = scan(renames, &ALLOWED, true);
         assert!(
             bad.is_empty(),
             "files committed by hand instead of lrmf_io::atomic_write / AtomicFile:\n{}",
@@ -302,19 +311,7 @@ mod tests {
             "crates/lrmf-factor/src/method.rs",
             "crates/lrmf-noise/src/generator/form.rs",
         ];
-        let mut bad = Vec::new();
-        for e in std::fs::read_dir(root().join("crates")).unwrap() {
-            for f in sources(&e.unwrap().path().join("src")) {
-                let rel = f
-                    .strip_prefix(root())
-                    .unwrap()
-                    .to_string_lossy()
-                    .replace('\\', "/");
-                if !ALLOWED.contains(&rel.as_str()) {
-                    bad.extend(method_literals(&f, &non_test(&f)));
-                }
-            }
-        }
+        let bad = scan(method_literals, &ALLOWED, false);
         assert!(
             bad.is_empty(),
             "method names as string literals (use lrmf_factor::Method):\n{}",

@@ -224,21 +224,11 @@ fn toeplitz_sensitivity(c: &LowerTriangular, coeffs: &[f64], b: usize, k: usize)
     if let Some(s) = brute_force_if_small(c, b, k) {
         return s;
     }
-    let mut best = (
+    let bound = (
         majorant_bound(coeffs, b, k),
         "closed form on the non-increasing majorant of |c|",
     );
-    if (n as f64).powi(2) * k as f64 <= GRAM_DP_WORK {
-        let v = gram_dp_bound(&toeplitz_gram(coeffs), b, k);
-        if v < best.0 {
-            best = (v, "dynamic program over |CᵀC|");
-        }
-    }
-    Sensitivity {
-        value: round_up(best.0, n, k),
-        kind: SensitivityKind::UpperBound,
-        how: best.1,
-    }
+    least_upper_bound(bound, || toeplitz_gram(coeffs), n, b, k)
 }
 
 /// [`sensitivity`] of a dense C: the largest column norm for k = 1; for k > 1 brute force when
@@ -268,13 +258,25 @@ fn dense_sensitivity(c: &LowerTriangular, b: usize, k: usize) -> Sensitivity {
     // Triangle inequality: ‖Σ_{j∈π} C e_j‖ ≤ sum of the k largest column norms.
     let mut sorted = col_norms;
     sorted.sort_by(|a, b| b.total_cmp(a));
-    let mut best = (
+    let bound = (
         sorted.iter().take(k).sum::<f64>(),
         "triangle inequality over the k largest columns",
     );
+    least_upper_bound(bound, || dense.transpose() * &dense, n, b, k)
+}
+
+/// The smaller of `bound` and, while n²·k ≤ [`GRAM_DP_WORK`], the Gram dynamic program over
+/// `gram()` = CᵀC; rounded up and labelled an upper bound.
+fn least_upper_bound(
+    bound: (f64, &'static str),
+    gram: impl FnOnce() -> Mat<f64>,
+    n: usize,
+    b: usize,
+    k: usize,
+) -> Sensitivity {
+    let mut best = bound;
     if (n as f64).powi(2) * k as f64 <= GRAM_DP_WORK {
-        let gram = dense.transpose() * &dense;
-        let v = gram_dp_bound(&gram, b, k);
+        let v = gram_dp_bound(&gram(), b, k);
         if v < best.0 {
             best = (v, "dynamic program over |CᵀC|");
         }
