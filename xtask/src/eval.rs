@@ -6,6 +6,7 @@ use crate::table::{Table, f, opt};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use lrmf_cli::StrategyArgs;
+use lrmf_factor::Method;
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -74,7 +75,7 @@ pub fn row(a: &StrategyArgs) -> Result<Vec<String>> {
     if a.method == LOWER_BOUND {
         let start = std::time::Instant::now();
         let problem = a.problem()?;
-        let lb = lrmf_factor::lower_bound(&problem.workload)?;
+        let lb = lrmf_factor::lower_bound(problem.workload())?;
         let mut r = lead(LOWER_BOUND, None);
         r.extend([
             String::new(),
@@ -112,14 +113,16 @@ pub fn cost_seconds(a: &StrategyArgs) -> f64 {
     let n = a.n.unwrap_or(1) as f64;
     let p = a.band().ok().flatten().unwrap_or(1) as f64;
     let geometric = matches!(a.schedule.as_str(), "exponential" | "constant");
-    1e-3 + match a.method.as_str() {
-        "sqrt" | "lr-sqrt" if geometric => 1.2 * n / 1048576.0,
-        "sqrt" | "lr-sqrt" => 2.0 * (n / 32768.0).powi(2),
-        "dense-sqrt" => 2.4 * (n / 2048.0).powi(3),
-        LOWER_BOUND => 4.5 * (n / 2048.0).powi(3),
-        "bandmf" => (n / 512.0).powi(2) * p / 16.0,
-        "lr-bandmf" => 2.0 * (n / 512.0).powi(2) * p / 16.0,
-        "bandinv" | "lr-bandinv" => 0.05 * n / 512.0,
+    if a.method == LOWER_BOUND {
+        return 1e-3 + 4.5 * (n / 2048.0).powi(3);
+    }
+    1e-3 + match a.method().ok() {
+        Some(Method::Sqrt | Method::LrSqrt) if geometric => 1.2 * n / 1048576.0,
+        Some(Method::Sqrt | Method::LrSqrt) => 2.0 * (n / 32768.0).powi(2),
+        Some(Method::DenseSqrt) => 2.4 * (n / 2048.0).powi(3),
+        Some(Method::Bandmf) => (n / 512.0).powi(2) * p / 16.0,
+        Some(Method::LrBandmf) => 2.0 * (n / 512.0).powi(2) * p / 16.0,
+        Some(Method::Bandinv | Method::LrBandinv) => 0.05 * n / 512.0,
         _ => 1e-2 * n / 4096.0,
     }
 }

@@ -24,7 +24,7 @@ use errors::Scale;
 use run::{Meta, RunDir};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 #[derive(Parser)]
@@ -359,16 +359,11 @@ fn repro(a: ReproArgs) -> Result<()> {
     print_estimate(&a, &parts, mode)?;
     let (rd, meta) = open_run(&a, mode, &parts)?;
     let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-            eprintln!("\nstopping after the current step (Ctrl-C again to quit at once)…");
-        })
-        .context("cannot install the Ctrl-C handler")?;
-    }
+    lrmf_cli::interrupt::install(
+        &stop,
+        "stopping after the current step (Ctrl-C again to quit at once)…",
+    )
+    .context("cannot install the Ctrl-C handler")?;
     let data_dir = data_root(a.data_dir.clone());
     for p in &meta.parts.clone() {
         if rd.is_done(p) {

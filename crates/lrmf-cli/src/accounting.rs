@@ -8,6 +8,7 @@ use crate::strategy::{ErrorsReport, StrategyArgs};
 use crate::usage;
 use anyhow::Result;
 use clap::{Args, ValueEnum};
+use lrmf_factor::Method;
 use lrmf_privacy::accounting::{AccountingPlan, McOptions, PrivacyReport};
 use serde::Serialize;
 use std::sync::Arc;
@@ -196,74 +197,78 @@ fn build_plan(a: &AccountingArgs, target: f64) -> Result<Plan> {
                 r,
             ))
         }
-        AccountantName::RdpPoisson | AccountantName::PldPoisson => {
-            if a.strategy.method != "identity" {
-                return Err(usage(format!(
-                    "invalid --method: Poisson accountants hold for DP-SGD (identity) only, not {}; use --accountant gaussian or mc-bnb for a factorization",
-                    a.strategy.method
-                )));
-            }
-            let q = a.sampling_rate.ok_or_else(|| {
-                usage("missing --sampling-rate: the Poisson rate q ∈ (0, 1] is required (batch size / data-set size)")
-            })?;
-            let steps = strategy_args(a)?.n.ok_or_else(|| {
-                usage("missing --steps: the number of steps (≥ 1) is required (--n is the same value)")
-            })?;
-            let plan = if a.accountant == AccountantName::RdpPoisson {
-                AccountingPlan::rdp_poisson(q, steps)
-            } else {
-                AccountingPlan::pld_poisson(q, steps)
-            }
-            .map_err(usage)?;
-            Ok(Plan::unit(plan, Some("identity".into()), Some(steps)))
-        }
+        AccountantName::RdpPoisson | AccountantName::PldPoisson => poisson_plan(a),
         AccountantName::McBnb => {
             reject_poisson_flags("mc-bnb")?;
-            let s = strategy_args(a)?;
-            if s.n.is_none() {
-                return Err(usage(
-                    "missing --n: mc-bnb needs the strategy flags (--n, --method, --min-sep, --participations …)",
-                ));
-            }
-            let n = s.n()?;
-            let b = s.min_sep.ok_or_else(|| {
-                usage("missing --min-sep: mc-bnb needs the number of bins b (= steps per epoch)")
-            })?;
-            let k = n.div_ceil(b);
-            if s.participations != k {
-                return Err(usage(format!(
-                    "invalid --participations: under balls-in-bins every example participates ⌈n/min-sep⌉ = {k} times; got {}",
-                    s.participations
-                )));
-            }
-            let mut options = McOptions::default();
-            if let Some(samples) = a.samples {
-                options.samples = samples;
-            }
-            if let Some(c) = a.confidence {
-                options.confidence = c;
-            }
-            let (_, f, r) = crate::strategy::evaluate_full(&s)?;
-            options.seed = Some(a.mc_seed.unwrap_or_else(|| {
-                lrmf_privacy::accounting::mechanism_seed(&f.c, b, target, a.delta)
-            }));
-            let counter = Arc::new(AtomicU64::new(0));
-            // One factorization and one sensitivity: the participation of the errors report is
-            // b-min-separation with k = ⌈n/b⌉, exactly what balls-in-bins guarantees.
-            let plan = AccountingPlan::mc_bnb_with_progress(
-                &f.c,
-                b,
-                r.sensitivity,
-                options,
-                counter.clone(),
-            )
-            .map_err(usage)?;
-            Ok(Plan {
-                progress: Some((counter, options.samples)),
-                ..Plan::of(plan, r)
-            })
+            mc_bnb_plan(a, target)
         }
     }
+}
+
+/// DP-SGD with Poisson sampling: the identity only, the rate q and the steps.
+fn poisson_plan(a: &AccountingArgs) -> Result<Plan> {
+    let method = a.strategy.method()?;
+    if method != Method::Identity {
+        return Err(usage(format!(
+            "invalid --method: Poisson accountants hold for DP-SGD (identity) only, not {method}; use --accountant gaussian or mc-bnb for a factorization"
+        )));
+    }
+    let q = a.sampling_rate.ok_or_else(|| {
+        usage("missing --sampling-rate: the Poisson rate q ∈ (0, 1] is required (batch size / data-set size)")
+    })?;
+    let steps = strategy_args(a)?.n.ok_or_else(|| {
+        usage("missing --steps: the number of steps (≥ 1) is required (--n is the same value)")
+    })?;
+    let plan = if a.accountant == AccountantName::RdpPoisson {
+        AccountingPlan::rdp_poisson(q, steps)
+    } else {
+        AccountingPlan::pld_poisson(q, steps)
+    }
+    .map_err(usage)?;
+    Ok(Plan::unit(plan, Some(method.name().into()), Some(steps)))
+}
+
+/// The Monte Carlo balls-in-bins accountant: b bins (= `--min-sep`), every example in
+/// ⌈n/b⌉ steps; one factorization and one sensitivity (the errors report's participation is
+/// b-min-separation with k = ⌈n/b⌉, exactly what balls-in-bins guarantees).
+fn mc_bnb_plan(a: &AccountingArgs, target: f64) -> Result<Plan> {
+    let s = strategy_args(a)?;
+    if s.n.is_none() {
+        return Err(usage(
+            "missing --n: mc-bnb needs the strategy flags (--n, --method, --min-sep, --participations …)",
+        ));
+    }
+    let n = s.n()?;
+    let b = s.min_sep.ok_or_else(|| {
+        usage("missing --min-sep: mc-bnb needs the number of bins b (= steps per epoch)")
+    })?;
+    let k = n.div_ceil(b);
+    if s.participations != k {
+        return Err(usage(format!(
+            "invalid --participations: under balls-in-bins every example participates ⌈n/min-sep⌉ = {k} times; got {}",
+            s.participations
+        )));
+    }
+    let mut options = McOptions::default();
+    if let Some(samples) = a.samples {
+        options.samples = samples;
+    }
+    if let Some(c) = a.confidence {
+        options.confidence = c;
+    }
+    let (_, f, r) = crate::strategy::evaluate_full(&s)?;
+    options.seed = Some(
+        a.mc_seed
+            .unwrap_or_else(|| lrmf_privacy::accounting::mechanism_seed(&f.c, b, target, a.delta)),
+    );
+    let counter = Arc::new(AtomicU64::new(0));
+    let plan =
+        AccountingPlan::mc_bnb_with_progress(&f.c, b, r.sensitivity, options, counter.clone())
+            .map_err(usage)?;
+    Ok(Plan {
+        progress: Some((counter, options.samples)),
+        ..Plan::of(plan, r)
+    })
 }
 
 fn report(

@@ -10,7 +10,7 @@
 use crate::strategy::StrategyArgs;
 use crate::usage;
 use anyhow::Result;
-use lrmf_factor::{MAX_DENSE_N, Method};
+use lrmf_factor::Method;
 
 /// f64 vectors of length n alive at once on the structured paths (schedule, workload,
 /// series and their FFT buffers, row norms, sensitivity sums), with margin.
@@ -76,7 +76,13 @@ fn check_against(flag: &str, what: &str, need: Option<u64>, have: u64) -> Result
 pub fn strategy_bytes(s: &StrategyArgs) -> Option<u64> {
     let n = s.n.unwrap_or(1) as u64;
     let linear = n.checked_mul(8 * VECTORS_OF_N)?;
-    let dense = matches!(s.method(), Ok(Method::DenseSqrt)) && n <= MAX_DENSE_N as u64;
+    // The dense methods within their size limit (beyond it they refuse before allocating).
+    let dense = s
+        .method()
+        .ok()
+        .filter(Method::is_dense)
+        .and_then(|m| m.size_limit())
+        .is_some_and(|(max, _)| n <= max as u64);
     if dense {
         return linear.checked_add(n.checked_mul(n)?.checked_mul(8 * 4)?);
     }

@@ -167,12 +167,7 @@ fn run(cli: Cli, given: &Given) -> Result<()> {
     match cli.command {
         Command::Errors { mut strategy, json } => {
             prepare_strategy(&mut strategy, given, false)?;
-            let r = lrmf_cli::evaluate(&strategy)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&r)?);
-            } else {
-                print_errors(&r);
-            }
+            emit(json, &lrmf_cli::evaluate(&strategy)?, print_errors)
         }
         Command::Factorize {
             mut strategy,
@@ -187,12 +182,10 @@ fn run(cli: Cli, given: &Given) -> Result<()> {
                 ));
             }
             let r = lrmf_cli::strategy_file::factorize_to(&strategy, &out, npy.as_deref())?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&r)?);
-            } else {
-                print_errors(&r);
+            emit(json, &r, |r| {
+                print_errors(r);
                 println!("wrote          {}", out.display());
-            }
+            })
         }
         Command::Compare { mut strategy, json } => {
             prepare_strategy(&mut strategy, given, true)?;
@@ -200,11 +193,7 @@ fn run(cli: Cli, given: &Given) -> Result<()> {
             for s in &skipped {
                 eprintln!("note: skipped {s}");
             }
-            if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
-            } else {
-                print_compare(&rows);
-            }
+            emit(json, &rows, |rows| print_compare(rows))
         }
         Command::Calibrate {
             epsilon,
@@ -213,7 +202,7 @@ fn run(cli: Cli, given: &Given) -> Result<()> {
         } => {
             prepare_accounting(&mut accounting, given)?;
             let r = lrmf_cli::accounting::calibrate(epsilon, &accounting)?;
-            print_accounting(&r, json, true)?;
+            print_accounting(&r, json, true)
         }
         Command::Epsilon {
             noise_multiplier,
@@ -222,56 +211,63 @@ fn run(cli: Cli, given: &Given) -> Result<()> {
         } => {
             prepare_accounting(&mut accounting, given)?;
             let r = lrmf_cli::accounting::epsilon(noise_multiplier, &accounting)?;
-            print_accounting(&r, json, false)?;
+            print_accounting(&r, json, false)
         }
-        Command::Train { train } => {
-            let s = lrmf_cli::train::run(&train)?;
-            if !s.completed {
-                eprintln!(
-                    "stopped after {} of {} steps; continue with --resume",
-                    s.steps_done, s.total_steps
-                );
-                // 128 + SIGINT: the conventional status of a run stopped by Ctrl-C.
-                std::process::exit(130);
-            }
-            println!("{}", serde_json::to_string_pretty(&s)?);
-        }
-        Command::Eval { eval } => {
-            let r = lrmf_cli::train::eval(&eval)?;
-            if eval.json {
-                println!("{}", serde_json::to_string_pretty(&r)?);
-            } else {
-                println!(
-                    "{} ({} on {}): test accuracy {:.2} % on {} examples, test loss {}{}",
-                    r.model_dir,
-                    r.model,
-                    r.dataset,
-                    100.0 * r.test_accuracy,
-                    r.num_test,
-                    lrmf_cli::fmt::sig(r.test_loss),
-                    r.epsilon
-                        .map(|e| format!(", ε = {}", lrmf_cli::fmt::sig(e)))
-                        .unwrap_or_else(|| ", non-private".into())
-                );
-            }
-        }
+        Command::Train { train } => run_train(&train),
+        Command::Eval { eval } => emit(eval.json, &lrmf_cli::train::eval(&eval)?, print_eval),
         Command::Noise { mut noise, json } => {
             prepare_strategy(&mut noise.strategy, given, false)?;
             let r = lrmf_cli::noise::run(&noise)?;
             if let Some(w) = &r.warning {
                 eprintln!("warning: {w}");
             }
-            if json {
-                println!("{}", serde_json::to_string_pretty(&r)?);
-            } else {
+            emit(json, &r, |r| {
                 println!(
                     "wrote {} ({} × {} f32): {} noise, form {}, {} bytes of generator state",
                     r.out, r.n, r.dim, r.method, r.form, r.state_bytes
-                );
-            }
+                )
+            })
         }
     }
+}
+
+/// Prints `r` as pretty JSON with `--json`, else as the command's table.
+fn emit<T: serde::Serialize + ?Sized>(json: bool, r: &T, table: impl FnOnce(&T)) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(r)?);
+    } else {
+        table(r);
+    }
     Ok(())
+}
+
+/// `lrmf train`: the summary as JSON; a run stopped by Ctrl-C exits 130 (128 + SIGINT).
+fn run_train(train: &TrainArgs) -> Result<()> {
+    let s = lrmf_cli::train::run(train)?;
+    if !s.completed {
+        eprintln!(
+            "stopped after {} of {} steps; continue with --resume",
+            s.steps_done, s.total_steps
+        );
+        std::process::exit(130);
+    }
+    println!("{}", serde_json::to_string_pretty(&s)?);
+    Ok(())
+}
+
+fn print_eval(r: &lrmf_train::release::EvalReport) {
+    println!(
+        "{} ({} on {}): test accuracy {:.2} % on {} examples, test loss {}{}",
+        r.model_dir,
+        r.model,
+        r.dataset,
+        100.0 * r.test_accuracy,
+        r.num_test,
+        lrmf_cli::fmt::sig(r.test_loss),
+        r.epsilon
+            .map(|e| format!(", ε = {}", lrmf_cli::fmt::sig(e)))
+            .unwrap_or_else(|| ", non-private".into())
+    );
 }
 
 fn print_accounting(r: &AccountingReport, json: bool, calibrate: bool) -> Result<()> {

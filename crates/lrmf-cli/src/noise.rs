@@ -7,7 +7,6 @@ use anyhow::{Context, Result};
 use clap::Args;
 use lrmf_noise::{CorrelatedNoise, Mode, NoiseGenerator, Seed, write_npy_header, write_npy_rows};
 use serde::Serialize;
-use std::io::BufWriter;
 use std::path::PathBuf;
 
 /// Flags of `lrmf noise`.
@@ -67,30 +66,24 @@ pub fn run(a: &NoiseArgs) -> Result<NoiseReport> {
         )));
     }
     let (problem, f) = a.strategy.factorize()?;
-    let n = problem.workload.n();
+    let n = problem.n();
     crate::budget::check_noise(&a.strategy, a.dim, lrmf_noise::state_rows(&f.c))?;
     let seed = a.seed.map(Seed::Fixed).unwrap_or(Seed::FromOs);
     let mut g = CorrelatedNoise::new(&f.c, a.dim, a.std, seed, Mode::Auto).map_err(usage)?;
-    // Write the .npy header and rows incrementally through a buffered file.
-    let tmp = a.out.with_extension("npy.partial");
-    let file =
-        std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    let mut w = BufWriter::new(file);
+    // Write the .npy header and rows incrementally, atomically and privately (the noise
+    // removes the privacy of whatever it was added to).
     n.checked_mul(a.dim)
         .and_then(|nd| nd.checked_mul(4))
         .ok_or_else(|| usage("invalid --dim: the file's n·d·4 bytes overflow"))?;
+    let cannot = || format!("cannot write {}", a.out.display());
+    let mut w = lrmf_io::AtomicFile::create_private(&a.out).with_context(cannot)?;
     write_npy_header(&mut w, n, a.dim)?;
     let mut row = vec![0f32; a.dim];
     for _ in 0..n {
         g.fill_next(&mut row).map_err(usage)?;
         write_npy_rows(&mut w, &row)?;
     }
-    let file = w
-        .into_inner()
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tmp.display()))?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&tmp, &a.out).with_context(|| format!("cannot write {}", a.out.display()))?;
+    w.commit().with_context(cannot)?;
     Ok(NoiseReport {
         out: a.out.display().to_string(),
         n,

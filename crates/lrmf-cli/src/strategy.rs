@@ -4,10 +4,11 @@
 use crate::usage;
 use anyhow::Result;
 use clap::Args;
-use lrmf_factor::{FactorSpec, Factorization, Factorizer, Method, Objective, errors, lower_bound};
+use lrmf_factor::{
+    Factorization, Mechanism, MechanismSpec, Method, Objective, errors, lower_bound,
+};
 use lrmf_privacy::Participation;
-use lrmf_schedule::{Kind, LrSchedule, Schedule};
-use lrmf_workload::Workload;
+use lrmf_schedule::{Kind, Schedule};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -41,7 +42,9 @@ pub struct StrategyArgs {
     )]
     pub weight_decay: f64,
     /// Factorization method: identity, sqrt, lr-sqrt, bsr, lr-bsr, bisr, lr-bisr, dense-sqrt, bandmf, lr-bandmf, bandinv, lr-bandinv, blt, lr-blt, dense-opt, lr-dense-opt.
-    #[arg(long, default_value = "identity")]
+    // The flag's text (xtask also puts its `lower-bound` pseudo-method here); it is parsed once
+    // into a `Method` by `StrategyArgs::spec`, and travels typed from there.
+    #[arg(long, default_value = Method::Identity.name())]
     pub method: String,
     /// Band p of the banded methods (1 ≤ p ≤ n; with b-min-separation p ≤ min-sep keeps the cheap sensitivity). `compare` also takes `auto` (every power of two up to min-sep, or n) or a list such as 8,16,32, and reports each banded method at its best band.
     #[arg(long, allow_negative_numbers = true, value_name = "P")]
@@ -120,23 +123,16 @@ impl From<usize> for BandArg {
     }
 }
 
-/// The validated problem behind [`StrategyArgs`].
-#[derive(Debug, Clone)]
-pub struct Problem {
-    /// The schedule.
-    pub schedule: LrSchedule,
-    /// The workload W.
-    pub workload: Workload,
-    /// The participation schema.
-    pub participation: Participation,
-}
+/// The validated problem behind [`StrategyArgs`]: schedule, workload, participation and the
+/// method's parameters ([`lrmf_factor::Mechanism`]).
+pub type Problem = Mechanism;
 
 impl StrategyArgs {
-    /// Validates everything but the method: schedule, workload and participation. Reads the
-    /// schedule file of `file:PATH`.
-    pub fn problem(&self) -> Result<Problem> {
-        let n = self.n()?;
-        let kind = match self.schedule.strip_prefix("file:") {
+    /// The mechanism of the flags with the identity for a method: schedule (reading the file of
+    /// `file:PATH`), workload, participation, objective and buffers. What `compare` starts from
+    /// (it ignores `--method`); [`StrategyArgs::spec`] adds `--method` and `--band`.
+    fn base_spec(&self) -> Result<MechanismSpec> {
+        let schedule = match self.schedule.strip_prefix("file:") {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| usage(format!("invalid --schedule: cannot read '{path}': {e}")))?;
@@ -144,25 +140,46 @@ impl StrategyArgs {
             }
             None => Kind::parse_builtin(&self.schedule).map_err(usage)?,
         };
-        let schedule = LrSchedule::new(kind, n, self.lr_decay, self.warmup).map_err(usage)?;
-        let workload =
-            Workload::from_schedule(&schedule, self.momentum, self.weight_decay).map_err(usage)?;
-        let participation =
-            Participation::new(n, self.min_sep, self.participations).map_err(usage)?;
-        Ok(Problem {
+        Ok(MechanismSpec {
             schedule,
-            workload,
-            participation,
+            lr_decay: self.lr_decay,
+            warmup: self.warmup,
+            momentum: self.momentum,
+            weight_decay: self.weight_decay,
+            objective: self.objective()?,
+            buffers: self.buffers,
+            min_sep: self.min_sep,
+            participations: self.participations,
+            ..MechanismSpec::new(self.n()?)
         })
     }
 
-    /// `--n`, which must be given and ≥ 1.
+    /// The typed mechanism spec of the flags: the one place the CLI turns flag text into
+    /// values; every range is checked by [`MechanismSpec::validate`].
+    pub fn spec(&self) -> Result<MechanismSpec> {
+        let base = self.base_spec()?;
+        Ok(MechanismSpec {
+            method: self.method()?,
+            band: self.band()?,
+            ..base
+        })
+    }
+
+    /// Validates the workload and participation (the method is the identity; `--method` is
+    /// not read). Reads the schedule file of `file:PATH`.
+    pub fn problem(&self) -> Result<Problem> {
+        self.base_spec()?.validate().map_err(usage)
+    }
+
+    /// Validates everything, `--method` and its parameters included.
+    pub fn mechanism(&self) -> Result<Mechanism> {
+        self.spec()?.validate().map_err(usage)
+    }
+
+    /// `--n`, which must be given (its range is the mechanism's to check).
     pub fn n(&self) -> Result<usize> {
-        match self.n {
-            None => Err(usage("missing --n: the number of steps (≥ 1) is required")),
-            Some(0) => Err(usage("invalid --n: the number of steps must be ≥ 1")),
-            Some(n) => Ok(n),
-        }
+        self.n
+            .ok_or_else(|| usage("missing --n: the number of steps (≥ 1) is required"))
     }
 
     /// The method named by `--method`.
@@ -208,37 +225,18 @@ impl StrategyArgs {
 
     /// Validates and factorizes: the strategy C of `--method` for this workload.
     pub fn factorize(&self) -> Result<(Problem, Factorization)> {
-        let problem = self.problem()?;
-        let method = self.method()?;
-        let spec = spec(method, self.band()?, &problem)?
-            .with_objective(self.objective()?)
-            .with_buffers(self.buffers);
-        let f = self.factorization(&problem, &spec)?;
-        Ok((problem, f))
+        let m = self.mechanism()?;
+        let f = self.factorization(&m)?;
+        Ok((m, f))
     }
 
-    /// The strategy of `--strategy FILE` when given, else `spec`'s factorization.
-    fn factorization(&self, problem: &Problem, spec: &FactorSpec) -> Result<Factorization> {
+    /// The strategy of `--strategy FILE` when given, else the mechanism's factorization.
+    fn factorization(&self, m: &Mechanism) -> Result<Factorization> {
         match &self.strategy {
-            Some(path) => crate::strategy_file::load(path, self, problem),
-            None => spec
-                .factorize(&problem.workload, problem.participation)
-                .map_err(usage),
+            Some(path) => crate::strategy_file::load(path, self, m),
+            None => m.factorize().map_err(usage),
         }
     }
-}
-
-fn spec(method: Method, band: Option<usize>, problem: &Problem) -> Result<FactorSpec> {
-    if let Some(p) = band
-        && method.is_banded()
-        && (p == 0 || p > problem.workload.n())
-    {
-        return Err(usage(format!(
-            "invalid --band: {p} is outside 1..=n = {}",
-            problem.workload.n()
-        )));
-    }
-    FactorSpec::for_schedule(method, band, &problem.schedule).map_err(usage)
 }
 
 /// One method's errors, as printed by `lrmf errors --json` (and each element of `compare --json`).
@@ -313,10 +311,9 @@ pub fn evaluate(args: &StrategyArgs) -> Result<ErrorsReport> {
 /// [`evaluate`], also returning the problem and the factorization it evaluated (one
 /// factorization and one sensitivity computation for callers that need C too).
 pub fn evaluate_full(args: &StrategyArgs) -> Result<(Problem, Factorization, ErrorsReport)> {
-    let problem = args.problem()?;
-    let method = args.method()?;
-    let (f, r) = evaluate_method_full(args, &problem, method, args.band()?)?;
-    Ok((problem, f, r))
+    let m = args.mechanism()?;
+    let (f, r) = evaluate_mechanism(args, &m)?;
+    Ok((m, f, r))
 }
 
 fn evaluate_method(
@@ -325,24 +322,19 @@ fn evaluate_method(
     method: Method,
     band: Option<usize>,
 ) -> Result<ErrorsReport> {
-    Ok(evaluate_method_full(args, problem, method, band)?.1)
+    let m = problem.with_method(method, band).map_err(usage)?;
+    Ok(evaluate_mechanism(args, &m)?.1)
 }
 
-fn evaluate_method_full(
-    args: &StrategyArgs,
-    problem: &Problem,
-    method: Method,
-    band: Option<usize>,
-) -> Result<(Factorization, ErrorsReport)> {
+fn evaluate_mechanism(args: &StrategyArgs, m: &Mechanism) -> Result<(Factorization, ErrorsReport)> {
     let start = Instant::now();
-    let spec = spec(method, band, problem)?
-        .with_objective(args.objective()?)
-        .with_buffers(args.buffers);
-    let f = args.factorization(problem, &spec)?;
-    let e = errors(&problem.workload, &f, problem.participation).map_err(usage)?;
+    let (problem, spec) = (m, m.factor());
+    let method = spec.method;
+    let f = args.factorization(m)?;
+    let e = errors(m.workload(), &f, m.participation()).map_err(usage)?;
     let millis = start.elapsed().as_secs_f64() * 1e3;
     let mut notes = Vec::new();
-    if !problem.schedule.is_non_increasing() {
+    if !problem.schedule().is_non_increasing() {
         notes.push(
             "the learning rate increases somewhere (e.g. warm-up): outside the paper's theory"
                 .to_string(),
@@ -350,7 +342,7 @@ fn evaluate_method_full(
     }
     if method.is_lr_aware()
         && !method.is_optimized()
-        && problem.schedule.exact_geometric_rate().is_none()
+        && problem.schedule().exact_geometric_rate().is_none()
     {
         notes.push(format!(
             "{method} uses the geometric surrogate α = β^(1/(n−1)) = {} of this schedule; B uses the true schedule",
@@ -359,10 +351,10 @@ fn evaluate_method_full(
     }
     let state_rows = lrmf_noise::state_rows(&f.c);
     let report = ErrorsReport {
-        n: problem.workload.n(),
+        n: problem.n(),
         method: f.name.clone(),
-        schedule: problem.schedule.kind().name(),
-        lr_decay: problem.schedule.lr_decay(),
+        schedule: problem.schedule().kind().name(),
+        lr_decay: problem.schedule().lr_decay(),
         warmup: args.warmup,
         momentum: args.momentum,
         weight_decay: args.weight_decay,
@@ -399,19 +391,47 @@ const COMPARE_DENSE_OPT_N: usize = 512;
 /// The largest n at which `compare` optimizes BLTs (O(n·d²) per objective evaluation).
 const COMPARE_BLT_N: usize = 4096;
 
+/// Why `compare` leaves `method` out at `n` steps under `part`: beyond the size `compare` keeps
+/// fast (tighter than [`Method::size_limit`] for the optimizers), or the dense optimum under
+/// multiple participations.
+fn compare_skip(method: Method, n: usize, part: Participation) -> Option<String> {
+    let limit = match method {
+        Method::Bandmf | Method::LrBandmf => Some(COMPARE_MAX_BANDMF_N),
+        Method::Blt | Method::LrBlt => Some(COMPARE_BLT_N),
+        Method::DenseOpt | Method::LrDenseOpt => Some(COMPARE_DENSE_OPT_N),
+        m => m.size_limit().map(|(max, _)| max),
+    };
+    if let Some(max) = limit
+        && n > max
+    {
+        let cost = method.size_limit().map_or("", |(_, cost)| cost);
+        return Some(match method.size_limit() {
+            Some((full, _)) if full > max => format!(
+                "{method}: n > {max} in compare ({cost}; run `errors --method {method}` up to n = {full})"
+            ),
+            _ => format!("{method}: n > {max} ({cost})"),
+        });
+    }
+    if matches!(method, Method::DenseOpt | Method::LrDenseOpt) && part.k() > 1 {
+        return Some(format!(
+            "{method}: single participation only (--participations 1)"
+        ));
+    }
+    None
+}
+
 /// Every method side by side, best (lowest MaxSE) first. Methods that cannot run for these
-/// flags (banded ones without `--band`, dense-sqrt beyond its size limit, bandmf with a band
-/// wider than the min-sep or beyond [`COMPARE_MAX_BANDMF_N`], BLT and the dense optimum beyond
-/// the sizes that keep `compare` fast, the dense optimum under multiple participations) are left out and named in the
-/// second return value. With several bands (`--band auto` or a list) each banded method is
-/// reported at the band with the least MaxSE among those tried (bands it cannot take are
-/// skipped).
+/// flags (banded ones without `--band`, those `compare_skip` names, bandmf with a band wider
+/// than the min-sep) are left out and named in the second return value. With several bands
+/// (`--band auto` or a list) each banded method is reported at the band with the least MaxSE
+/// among those tried (bands it cannot take are skipped).
 pub fn compare(args: &StrategyArgs) -> Result<(Vec<ErrorsReport>, Vec<String>)> {
     let problem = args.problem()?;
-    let lb = lower_bound(&problem.workload).ok();
+    let lb = lower_bound(problem.workload()).ok();
+    let (n, part) = (problem.n(), problem.participation());
     let mut out = Vec::new();
     let mut skipped = Vec::new();
-    let bands = args.bands_to_try(problem.workload.n());
+    let bands = args.bands_to_try(n);
     if args.strategy.is_some() {
         let mut r = evaluate_method(args, &problem, Method::Identity, None)?;
         r.lower_bound = lb;
@@ -423,70 +443,23 @@ pub fn compare(args: &StrategyArgs) -> Result<(Vec<ErrorsReport>, Vec<String>)> 
         ..args.clone()
     };
     for method in Method::ALL {
-        if method.is_banded() {
+        if let Some(why) = compare_skip(method, n, part) {
+            skipped.push(why);
+            continue;
+        }
+        let best = if method.is_banded() {
             if bands.is_empty() {
                 skipped.push(format!("{method}: needs --band"));
                 continue;
             }
-            let (n, part) = (problem.workload.n(), problem.participation);
-            let bandmf = matches!(method, Method::Bandmf | Method::LrBandmf);
-            if bandmf && n > COMPARE_MAX_BANDMF_N {
-                skipped.push(format!(
-                    "{method}: n > {COMPARE_MAX_BANDMF_N} (O(n²·p) per iteration)"
-                ));
-                continue;
-            }
-            let mut best: Option<ErrorsReport> = None;
-            for &p in &bands {
-                if bandmf && part.k() > 1 && p > part.min_sep() {
-                    skipped.push(format!("{method} band {p}: needs --band ≤ --min-sep"));
-                    continue;
-                }
-                match evaluate_method(args, &problem, method, Some(p)) {
-                    Ok(r) if best.as_ref().is_none_or(|b| r.max_se < b.max_se) => best = Some(r),
-                    Ok(_) => {}
-                    Err(e) if bands.len() > 1 => skipped.push(format!("{method} band {p}: {e}")),
-                    Err(e) => return Err(e),
-                }
-            }
-            if let Some(mut r) = best {
-                r.lower_bound = lb;
-                out.push(r);
-            }
-            continue;
+            best_band(args, &problem, method, &bands, &mut skipped)?
+        } else {
+            Some(evaluate_method(args, &problem, method, None)?)
+        };
+        if let Some(mut r) = best {
+            r.lower_bound = lb;
+            out.push(r);
         }
-        if method == Method::DenseSqrt && problem.workload.n() > lrmf_factor::MAX_DENSE_N {
-            skipped.push(format!(
-                "{method}: n > {} (O(n³))",
-                lrmf_factor::MAX_DENSE_N
-            ));
-            continue;
-        }
-        if matches!(method, Method::Blt | Method::LrBlt) && problem.workload.n() > COMPARE_BLT_N {
-            skipped.push(format!(
-                "{method}: n > {COMPARE_BLT_N} in compare (run `errors --method {method}` up to n = {})",
-                lrmf_factor::MAX_BLT_N
-            ));
-            continue;
-        }
-        if matches!(method, Method::DenseOpt | Method::LrDenseOpt) {
-            if problem.workload.n() > COMPARE_DENSE_OPT_N {
-                skipped.push(format!(
-                    "{method}: n > {COMPARE_DENSE_OPT_N} in compare (O(n³) per iteration; run `errors --method {method}` up to n = {})",
-                    lrmf_factor::MAX_DENSE_OPT_N
-                ));
-                continue;
-            }
-            if problem.participation.k() > 1 {
-                skipped.push(format!(
-                    "{method}: single participation only (--participations 1)"
-                ));
-                continue;
-            }
-        }
-        let mut r = evaluate_method(args, &problem, method, None)?;
-        r.lower_bound = lb;
-        out.push(r);
     }
     out.sort_by(|a, b| a.max_se.total_cmp(&b.max_se));
     if lb.is_none() {
@@ -496,4 +469,31 @@ pub fn compare(args: &StrategyArgs) -> Result<(Vec<ErrorsReport>, Vec<String>)> 
         ));
     }
     Ok((out, skipped))
+}
+
+/// The report of banded `method` at the band of least MaxSE among `bands` (bands it cannot
+/// take are named in `skipped` when several are tried; with one band its error is returned).
+fn best_band(
+    args: &StrategyArgs,
+    problem: &Problem,
+    method: Method,
+    bands: &[usize],
+    skipped: &mut Vec<String>,
+) -> Result<Option<ErrorsReport>> {
+    let part = problem.participation();
+    let bandmf = matches!(method, Method::Bandmf | Method::LrBandmf);
+    let mut best: Option<ErrorsReport> = None;
+    for &p in bands {
+        if bandmf && part.k() > 1 && p > part.min_sep() {
+            skipped.push(format!("{method} band {p}: needs --band ≤ --min-sep"));
+            continue;
+        }
+        match evaluate_method(args, problem, method, Some(p)) {
+            Ok(r) if best.as_ref().is_none_or(|b| r.max_se < b.max_se) => best = Some(r),
+            Ok(_) => {}
+            Err(e) if bands.len() > 1 => skipped.push(format!("{method} band {p}: {e}")),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(best)
 }

@@ -308,7 +308,7 @@ impl StrategyFile {
 /// The factorization in `path` (`.npy`: a dense C; otherwise JSON), checked against the
 /// command's problem. B is `W·C⁻¹` with the command's true W, like every method.
 pub fn load(path: &Path, a: &StrategyArgs, problem: &Problem) -> Result<Factorization> {
-    let n = problem.workload.n();
+    let n = problem.n();
     let bytes = std::fs::read(path).map_err(|e| bad(path, e))?;
     if path.extension().is_some_and(|e| e == "npy") {
         let (rows, cols, data) = read_npy_f64(&bytes).map_err(|e| bad(path, e))?;
@@ -381,16 +381,8 @@ pub fn write_npy(path: &Path, c: &LowerTriangular) -> Result<()> {
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("partial");
-    let mut f = std::fs::File::create(&tmp)
-        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", tmp.display()))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
-    Ok(())
+    lrmf_io::atomic_write(path, bytes)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
 }
 
 /// (rows, cols, data) of a float64 C-order `.npy` (v1 or v2).

@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use lrmf_train::{Progress, RunInfo, StepMetrics, Summary, TrainConfig, TrainError};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 /// Flags of `lrmf train`.
 #[derive(Debug, Clone, Args)]
@@ -16,7 +16,7 @@ pub struct TrainArgs {
     /// The run's TOML configuration (see configs/).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Output folder (default: the config's `output.dir`, else runs/<config name>).
+    /// Output folder (default: the config's `output.dir`, else `runs/<config name>`).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Resume the run in this folder from its last checkpoint (its saved config is used unless --config is given).
@@ -185,15 +185,11 @@ pub fn run(a: &TrainArgs) -> Result<Summary> {
     };
     let out_dir = out_dir.unwrap_or_else(|| config.default_out_dir());
     let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    // A second Ctrl-C during the checkpoint falls through to the default (kill); the checkpoint
-    // is atomic, so the previous one stays valid.
-    let _ = ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-        eprintln!("\ninterrupt: finishing the current step and writing a checkpoint …");
-    });
+    // Without a handler (one already installed) Ctrl-C kills the run; the last checkpoint stays.
+    let _ = crate::interrupt::install(
+        &stop,
+        "interrupt: finishing the current step and writing a checkpoint …",
+    );
     let mut bar = Bar {
         bar: None,
         quiet: a.quiet,

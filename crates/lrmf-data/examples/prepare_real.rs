@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use lrmf_data::setup::{CIFAR10_ARCHIVE_NAME, IMDB_ARCHIVE_NAME};
-use lrmf_data::{Cifar10, Imdb, Normalization, Split, Tokenizer, prepare_cifar10, prepare_imdb};
+use lrmf_data::{
+    Cifar10, Imdb, Normalization, Source, Split, Tokenizer, setup_cifar10, setup_imdb,
+};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -17,15 +19,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (src, dest) = (PathBuf::from(&args[1]), PathBuf::from(&args[2]));
 
     let t = Instant::now();
-    let files = prepare_cifar10(&src.join(CIFAR10_ARCHIVE_NAME), &dest)?;
-    println!("prepare_cifar10: {:.2} s", t.elapsed().as_secs_f64());
+    let files = setup_cifar10(
+        &Source::SharedArchive(src.join(CIFAR10_ARCHIVE_NAME)),
+        &dest,
+    )?;
+    println!("setup_cifar10: {:.2} s", t.elapsed().as_secs_f64());
     for p in files.train.iter().chain(std::iter::once(&files.test)) {
         println!("  {} {} bytes", p.display(), std::fs::metadata(p)?.len());
     }
     let t = Instant::now();
-    let again = prepare_cifar10(&src.join(CIFAR10_ARCHIVE_NAME), &dest)?;
+    let again = setup_cifar10(
+        &Source::SharedArchive(src.join(CIFAR10_ARCHIVE_NAME)),
+        &dest,
+    )?;
     println!(
-        "prepare_cifar10 again: {:.4} s (same: {})",
+        "setup_cifar10 again: {:.4} s (same: {})",
         t.elapsed().as_secs_f64(),
         again == files
     );
@@ -57,15 +65,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("load Train (standard): channel means = {means:?}, stds = {stds:?}");
 
     let t = Instant::now();
-    let imdb = prepare_imdb(&src.join(IMDB_ARCHIVE_NAME), &dest)?;
-    println!(
-        "prepare_imdb: {:.2} s, {:?}",
-        t.elapsed().as_secs_f64(),
-        imdb
-    );
+    let imdb = setup_imdb(&Source::SharedArchive(src.join(IMDB_ARCHIVE_NAME)), &dest)?;
+    println!("setup_imdb: {:.2} s, {:?}", t.elapsed().as_secs_f64(), imdb);
     let t = Instant::now();
-    prepare_imdb(&src.join(IMDB_ARCHIVE_NAME), &dest)?;
-    println!("prepare_imdb again: {:.4} s", t.elapsed().as_secs_f64());
+    setup_imdb(&Source::SharedArchive(src.join(IMDB_ARCHIVE_NAME)), &dest)?;
+    println!("setup_imdb again: {:.4} s", t.elapsed().as_secs_f64());
 
     for split in [Split::Train, Split::Test] {
         let t = Instant::now();

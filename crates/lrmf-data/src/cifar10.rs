@@ -4,7 +4,7 @@
 //! 1,024 green and 1,024 blue bytes of a 32×32 image, each plane row-major. The training split is
 //! `data_batch_1.bin` … `data_batch_5.bin` concatenated in that order, the test split is
 //! `test_batch.bin`. The same loader reads the official lossless files and the files converted
-//! from the JPEG copy by [`crate::setup::prepare_cifar10`].
+//! from the JPEG copy by [`crate::setup::setup_cifar10`].
 
 use std::fs;
 use std::path::{Path, PathBuf};

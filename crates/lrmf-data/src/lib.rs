@@ -1,5 +1,15 @@
 //! CIFAR-10 and IMDB loaders, tokenizer and data set-up (checksums, unpacking, JPEG to binary conversion).
 //!
+//! ```
+//! use lrmf_data::synthetic;
+//!
+//! // A learnable CIFAR-shaped data set for tests and smoke runs (no files).
+//! let d = synthetic::cifar_like(20, 7)?;
+//! assert_eq!((d.n, d.images.len()), (20, 20 * 3 * 32 * 32));
+//! assert!(d.labels.iter().all(|&l| l < 10));
+//! # Ok::<(), lrmf_data::DataError>(())
+//! ```
+//!
 //! This crate is the only place below the CLI that touches data files. It has four parts:
 //!
 //! - [`setup`]: turns the shared archives (`cifar10_jpg_q75.tar.gz`, `aclImdb_labeled.tar.gz`)
@@ -25,7 +35,6 @@ pub use cifar10::{Cifar10, Dataset, Normalization, Split};
 pub use error::{DataError, Result};
 pub use imdb::{Imdb, TextDataset, Tokenizer, Vocab};
 pub use setup::{
-    Cifar10Files, Corpus, DataDir, ImdbFiles, Source, missing_data_message, prepare_cifar10,
-    prepare_cifar10_checked, prepare_imdb, prepare_imdb_checked, setup_cifar10, setup_imdb,
-    sha256_file, verify_sha256,
+    Cifar10Files, Corpus, DataDir, ImdbFiles, Source, missing_data_message, setup_cifar10,
+    setup_imdb, sha256_file, verify_sha256,
 };

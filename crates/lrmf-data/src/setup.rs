@@ -33,7 +33,7 @@
 //! deleted (it may be a user's own copy); the set-up stops with an error instead.
 
 use std::fs::{self, File};
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use flate2::read::GzDecoder;
@@ -97,6 +97,14 @@ pub enum Source {
     /// A checksummed archive (the shared `*.tar.gz`) that is verified, unpacked and converted
     /// into the data root.
     SharedArchive(PathBuf),
+    /// Any archive of the same layout, verified against `sha256` instead of the built-in
+    /// checksum (another mirror, a test fixture).
+    Archive {
+        /// The `*.tar.gz`.
+        path: PathBuf,
+        /// Its expected sha256 (64 hexadecimal digits).
+        sha256: String,
+    },
     /// A folder the user already holds: for CIFAR-10 the official binary files (the folder
     /// itself or its parent holding `cifar-10-batches-bin/`), for IMDB the `aclImdb/` folder (or
     /// its parent). Nothing is copied; the files are only validated (sizes and layout).
@@ -270,7 +278,7 @@ pub fn sha256_file(path: &Path) -> Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(to_hex(&hasher.finalize()))
+    Ok(lrmf_io::to_hex(&hasher.finalize()))
 }
 
 /// Checks that `path` hashes to `expected` (hex, any case); [`DataError::ChecksumMismatch`]
@@ -300,16 +308,15 @@ fn normalized_sha256(expected: &str) -> Result<String> {
     Ok(e)
 }
 
-fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// CIFAR-10 from a [`Source`]: an archive is prepared into `root` (see [`prepare_cifar10`]); a
-/// directory is validated in place (each of the six files must be exactly 30,730,000 bytes, the
-/// official size) and returned as is.
+/// CIFAR-10 from a [`Source`] — the one entry point of the CIFAR-10 set-up: an archive is
+/// verified and converted into `root/cifar-10-batches-bin/` ([`Source::SharedArchive`] against
+/// [`CIFAR10_JPG_Q75_SHA256`], [`Source::Archive`] against its own checksum; see
+/// `prepare_cifar10` below); a directory is validated in place (each of the six files must be
+/// exactly 30,730,000 bytes, the official size) and returned as is.
 pub fn setup_cifar10(source: &Source, root: &Path) -> Result<Cifar10Files> {
     match source {
-        Source::SharedArchive(archive) => prepare_cifar10(archive, root),
+        Source::SharedArchive(archive) => prepare_cifar10(archive, CIFAR10_JPG_Q75_SHA256, root),
+        Source::Archive { path, sha256 } => prepare_cifar10(path, sha256, root),
         Source::Directory(dir) => {
             let dir = resolve_cifar10_dir(dir);
             cifar10_files_in(&dir, Some(OFFICIAL_BATCH_BYTES))
@@ -317,19 +324,16 @@ pub fn setup_cifar10(source: &Source, root: &Path) -> Result<Cifar10Files> {
     }
 }
 
-/// IMDB from a [`Source`]: an archive is prepared into `root` (see [`prepare_imdb`]); a
-/// directory is validated in place (`imdb.vocab`, non-empty `{train,test}/{pos,neg}`).
+/// IMDB from a [`Source`] — the one entry point of the IMDB set-up: an archive is verified and
+/// unpacked into `root/aclImdb/` ([`Source::SharedArchive`] against [`IMDB_LABELED_SHA256`],
+/// [`Source::Archive`] against its own checksum; see `prepare_imdb` below); a directory is
+/// validated in place (`imdb.vocab`, non-empty `{train,test}/{pos,neg}`).
 pub fn setup_imdb(source: &Source, root: &Path) -> Result<ImdbFiles> {
     match source {
-        Source::SharedArchive(archive) => prepare_imdb(archive, root),
+        Source::SharedArchive(archive) => prepare_imdb(archive, IMDB_LABELED_SHA256, root),
+        Source::Archive { path, sha256 } => prepare_imdb(path, sha256, root),
         Source::Directory(dir) => imdb_files_in(&resolve_imdb_dir(dir)),
     }
-}
-
-/// Verifies `source` against [`CIFAR10_JPG_Q75_SHA256`] and converts it into
-/// `dest/cifar-10-batches-bin/`; see [`prepare_cifar10_checked`].
-pub fn prepare_cifar10(source: &Path, dest: &Path) -> Result<Cifar10Files> {
-    prepare_cifar10_checked(source, CIFAR10_JPG_Q75_SHA256, dest)
 }
 
 /// Verifies the archive's sha256 (streaming), decodes every `train|test/<class>/NNNN.jpg` with
@@ -342,11 +346,7 @@ pub fn prepare_cifar10(source: &Path, dest: &Path) -> Result<Cifar10Files> {
 ///
 /// Cost: O(archive size) hashing + one JPEG decode per image, split over
 /// `available_parallelism()` threads; memory O(archive size + 3073 · n).
-pub fn prepare_cifar10_checked(
-    source: &Path,
-    expected_sha256: &str,
-    dest: &Path,
-) -> Result<Cifar10Files> {
+fn prepare_cifar10(source: &Path, expected_sha256: &str, dest: &Path) -> Result<Cifar10Files> {
     let expected = normalized_sha256(expected_sha256)?;
     let final_dir = dest.join(CIFAR10_DIR_NAME);
     if let Some(files) = prepared_cifar10(&final_dir, &expected)? {
@@ -390,20 +390,10 @@ pub fn prepare_cifar10_checked(
     cifar10_files_in(&final_dir, None)
 }
 
-/// Verifies `source` against [`IMDB_LABELED_SHA256`] and unpacks it into `dest/aclImdb/`; see
-/// [`prepare_imdb_checked`].
-pub fn prepare_imdb(source: &Path, dest: &Path) -> Result<ImdbFiles> {
-    prepare_imdb_checked(source, IMDB_LABELED_SHA256, dest)
-}
-
 /// Verifies the archive's sha256 (streaming) and unpacks its `aclImdb/` folder into
 /// `dest/aclImdb/`, idempotently and atomically (see the module documentation). Members outside
 /// `aclImdb/` or with `..` components are rejected. Cost: O(archive size).
-pub fn prepare_imdb_checked(
-    source: &Path,
-    expected_sha256: &str,
-    dest: &Path,
-) -> Result<ImdbFiles> {
+fn prepare_imdb(source: &Path, expected_sha256: &str, dest: &Path) -> Result<ImdbFiles> {
     let expected = normalized_sha256(expected_sha256)?;
     let final_dir = dest.join(IMDB_DIR_NAME);
     if let Some(marker) = read_marker(&final_dir)?
@@ -511,14 +501,13 @@ fn publish_dir(
         }
         fs::remove_dir_all(&final_dir).map_err(|e| DataError::io(&final_dir, e))?;
     }
-    fs::rename(&tmp, &final_dir).map_err(|e| DataError::io(&final_dir, e))
+    fs::rename(&tmp, &final_dir).map_err(|e| DataError::io(&final_dir, e))?;
+    lrmf_io::sync_dir(dest).map_err(|e| DataError::io(dest, e))
 }
 
-/// Writes `bytes` to `path` and flushes them to disk.
+/// Writes `bytes` to `path` atomically and durably ([`lrmf_io::atomic_write`]).
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut f = File::create(path).map_err(|e| DataError::io(path, e))?;
-    f.write_all(bytes).map_err(|e| DataError::io(path, e))?;
-    f.sync_all().map_err(|e| DataError::io(path, e))
+    lrmf_io::atomic_write(path, bytes).map_err(|e| DataError::io(path, e))
 }
 
 /// `dir` itself when it holds `data_batch_1.bin`, else `dir/cifar-10-batches-bin`.
@@ -850,7 +839,7 @@ mod tests {
         let archive = tmp.path().join("fixture.tar.gz");
         write_cifar_jpeg_archive(&archive, train, test).unwrap();
         let sha = sha256_file(&archive).unwrap();
-        let files = prepare_cifar10_checked(&archive, &sha, &tmp.path().join("data")).unwrap();
+        let files = prepare_cifar10(&archive, &sha, &tmp.path().join("data")).unwrap();
         (tmp, archive, files)
     }
 
@@ -908,17 +897,17 @@ mod tests {
         // A matching marker returns without reading the archive at all.
         let gone = tmp.path().join("no-such-archive.tar.gz");
         let sha = sha256_file(&archive).unwrap();
-        assert_eq!(prepare_cifar10_checked(&gone, &sha, &dest).unwrap(), files);
+        assert_eq!(prepare_cifar10(&gone, &sha, &dest).unwrap(), files);
         // A truncated file invalidates the marker: the next call converts again.
         let first = fs::read(&files.train[0]).unwrap();
         fs::write(&files.train[0], &first[..100]).unwrap();
-        assert!(prepare_cifar10_checked(&gone, &sha, &dest).is_err());
-        let again = prepare_cifar10_checked(&archive, &sha, &dest).unwrap();
+        assert!(prepare_cifar10(&gone, &sha, &dest).is_err());
+        let again = prepare_cifar10(&archive, &sha, &dest).unwrap();
         assert_eq!(fs::read(&again.train[0]).unwrap(), first);
         // A marker for another archive is not trusted either.
         let other = "0".repeat(64);
         assert!(matches!(
-            prepare_cifar10_checked(&archive, &other, &dest),
+            prepare_cifar10(&archive, &other, &dest),
             Err(DataError::ChecksumMismatch { .. })
         ));
         assert!(!dest.read_dir().unwrap().any(|e| {
@@ -935,7 +924,7 @@ mod tests {
         let archive = tmp.path().join("a.tar.gz");
         write_cifar_jpeg_archive(&archive, 1, 1).unwrap();
         let dest = tmp.path().join("data");
-        let err = prepare_cifar10(&archive, &dest).unwrap_err();
+        let err = setup_cifar10(&Source::SharedArchive(archive.clone()), &dest).unwrap_err();
         let DataError::ChecksumMismatch {
             expected, actual, ..
         } = &err
@@ -947,7 +936,7 @@ mod tests {
         assert!(err.to_string().contains(CIFAR10_JPG_Q75_SHA256));
         assert!(!dest.join(CIFAR10_DIR_NAME).exists());
         assert!(matches!(
-            prepare_imdb(&archive, &dest),
+            setup_imdb(&Source::SharedArchive(archive.clone()), &dest),
             Err(DataError::ChecksumMismatch { .. })
         ));
         assert!(matches!(
@@ -981,7 +970,7 @@ mod tests {
         fs::create_dir_all(&user).unwrap();
         fs::write(user.join("mine.txt"), b"keep").unwrap();
         assert!(matches!(
-            prepare_cifar10_checked(&archive, &sha, &dest),
+            prepare_cifar10(&archive, &sha, &dest),
             Err(DataError::Malformed { .. })
         ));
         assert_eq!(fs::read(user.join("mine.txt")).unwrap(), b"keep");
@@ -1008,7 +997,7 @@ mod tests {
             let archive = tmp.path().join(format!("bad{k}.tar.gz"));
             write_tar_gz(&archive, &[(name.to_string(), bytes)]).unwrap();
             let sha = sha256_file(&archive).unwrap();
-            let err = prepare_cifar10_checked(&archive, &sha, &tmp.path().join("d")).unwrap_err();
+            let err = prepare_cifar10(&archive, &sha, &tmp.path().join("d")).unwrap_err();
             assert!(
                 matches!(err, DataError::Malformed { .. } | DataError::Decode { .. }),
                 "{name}: {err}"
@@ -1025,7 +1014,7 @@ mod tests {
         let archive = tmp.path().join("seven.tar.gz");
         write_tar_gz(&archive, &members).unwrap();
         let sha = sha256_file(&archive).unwrap();
-        let err = prepare_cifar10_checked(&archive, &sha, &tmp.path().join("d")).unwrap_err();
+        let err = prepare_cifar10(&archive, &sha, &tmp.path().join("d")).unwrap_err();
         assert!(err.to_string().contains("multiple of 5"), "{err}");
     }
 
@@ -1075,7 +1064,7 @@ mod tests {
         write_imdb_archive(&archive, &["the", "great", "bad"], &reviews).unwrap();
         let sha = sha256_file(&archive).unwrap();
         let dest = tmp.path().join("data");
-        let files = prepare_imdb_checked(&archive, &sha, &dest).unwrap();
+        let files = prepare_imdb(&archive, &sha, &dest).unwrap();
         assert_eq!((files.n_train, files.n_test), (2, 2));
         assert_eq!(
             fs::read_to_string(dest.join("aclImdb/train/pos/3_8.txt")).unwrap(),
@@ -1083,12 +1072,12 @@ mod tests {
         );
         assert!(dest.join(IMDB_DIR_NAME).join(MARKER_NAME).is_file());
         let gone = tmp.path().join("gone.tar.gz");
-        assert_eq!(prepare_imdb_checked(&gone, &sha, &dest).unwrap(), files);
+        assert_eq!(prepare_imdb(&gone, &sha, &dest).unwrap(), files);
         assert_eq!(DataDir::new(&dest).imdb().unwrap(), files);
         // A lost review invalidates the marker: the next call unpacks again.
         fs::remove_file(dest.join("aclImdb/test/neg/7_2.txt")).unwrap();
-        assert!(prepare_imdb_checked(&gone, &sha, &dest).is_err());
-        assert_eq!(prepare_imdb_checked(&archive, &sha, &dest).unwrap(), files);
+        assert!(prepare_imdb(&gone, &sha, &dest).is_err());
+        assert_eq!(prepare_imdb(&archive, &sha, &dest).unwrap(), files);
         let ds = Imdb::load(&dest, Split::Train, 3, 4).unwrap();
         // ids: the = 2, great = 3, bad = 4, unknown ("film", "movie") = 1.
         assert_eq!(ds.tokens, vec![4, 1, 0, 0, 3, 1, 0, 0]);
@@ -1114,7 +1103,7 @@ mod tests {
         builder.into_inner().unwrap().finish().unwrap();
         let sha = sha256_file(&archive).unwrap();
         let dest = tmp.path().join("data");
-        let err = prepare_imdb_checked(&archive, &sha, &dest).unwrap_err();
+        let err = prepare_imdb(&archive, &sha, &dest).unwrap_err();
         assert!(matches!(err, DataError::Malformed { .. }), "{err}");
         assert!(!tmp.path().join("evil.txt").exists());
         assert!(!dest.join(IMDB_DIR_NAME).exists());

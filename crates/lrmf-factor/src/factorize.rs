@@ -1,6 +1,6 @@
 //! Building the strategy matrix C of each method (MATH.md §4).
 
-use crate::error::{FactorError, invalid};
+use crate::error::{FactorError, Field, invalid};
 use crate::optimize;
 use crate::optimize::blt::{BltFit, check_buffers, optimize_blt};
 use crate::optimize::dense::optimize_dense;
@@ -61,25 +61,21 @@ pub struct FactorSpec {
 impl FactorSpec {
     /// A spec with an explicit α (finite, > 0). A banded method without a band is an error.
     pub fn new(method: Method, band: Option<usize>, alpha: f64) -> Result<Self, FactorError> {
-        if method.is_banded() && band.is_none() {
-            return Err(invalid(
-                "band",
-                format!("method {method} needs --band p (1 ≤ p ≤ n)"),
-            ));
-        }
         if !(alpha.is_finite() && alpha > 0.0) {
             return Err(invalid(
-                "lr-decay",
+                Field::LrDecay,
                 format!("the geometric rate α = {alpha} must be finite and > 0"),
             ));
         }
-        Ok(Self {
+        let spec = Self {
             method,
             band: if method.is_banded() { band } else { None },
             alpha,
             objective: Objective::default(),
             buffers: None,
-        })
+        };
+        spec.required_band()?;
+        Ok(spec)
     }
 
     /// The same spec minimizing `objective` (for the optimized methods).
@@ -104,14 +100,72 @@ impl FactorSpec {
         Self::new(method, band, schedule.geometric_rate())
     }
 
-    fn band_for(&self, n: usize) -> Result<usize, FactorError> {
-        let p = self
-            .band
-            .ok_or_else(|| invalid("band", format!("method {} needs --band p", self.method)))?;
-        if p == 0 || p > n {
-            return Err(invalid("band", format!("{p} is outside 1..=n = {n}")));
+    /// The band of a banded method (`None` for the others); a banded method without one is an
+    /// error.
+    fn required_band(&self) -> Result<Option<usize>, FactorError> {
+        match (self.method.is_banded(), self.band) {
+            (true, None) => Err(invalid(
+                Field::Band,
+                format!("method {} needs --band p (1 ≤ p ≤ n)", self.method),
+            )),
+            (true, band) => Ok(band),
+            (false, _) => Ok(None),
         }
-        Ok(p)
+    }
+
+    /// Every rule on the method's parameters for `n` steps under participation `part`, in this
+    /// one place (checked by [`Factorizer::factorize`] and, before any work, by
+    /// [`MechanismSpec::validate`](crate::MechanismSpec::validate)): a banded method's band
+    /// `1 ≤ p ≤ n` (bandmf: `p ≤ b` when `k > 1`, where its exact sensitivity √k holds), the
+    /// method's size limit ([`Method::size_limit`]), BLT buffers in `1..=`[`MAX_BUFFERS`](crate::MAX_BUFFERS),
+    /// the dense optimum only for single participation and mean-se. Returns the band.
+    pub fn check(&self, n: usize, part: Participation) -> Result<Option<usize>, FactorError> {
+        let m = self.method;
+        let band = self.required_band()?;
+        if let Some(p) = band {
+            if p == 0 || p > n {
+                return Err(invalid(Field::Band, format!("{p} is outside 1..=n = {n}")));
+            }
+            if matches!(m, Method::Bandmf | Method::LrBandmf) && part.k() > 1 && p > part.min_sep()
+            {
+                return Err(invalid(
+                    Field::Band,
+                    format!(
+                        "{m} needs band p ≤ min-sep b when k > 1 (its exact sensitivity √k holds only then); got p = {p} > b = {}",
+                        part.min_sep()
+                    ),
+                ));
+            }
+        }
+        if let Some((max, cost)) = m.size_limit()
+            && n > max
+        {
+            return Err(invalid(
+                Field::Steps,
+                format!("{m} is {cost}: n = {n} exceeds its limit {max}"),
+            ));
+        }
+        if matches!(m, Method::Blt | Method::LrBlt) {
+            check_buffers(self.buffers)?;
+        }
+        if matches!(m, Method::DenseOpt | Method::LrDenseOpt) {
+            if part.k() > 1 {
+                return Err(invalid(
+                    Field::Participations,
+                    format!(
+                        "{m} is the optimum for single participation (sensitivity = max column norm, exact); multi-participation ({} participations) is not supported, use --participations 1",
+                        part.k()
+                    ),
+                ));
+            }
+            if self.objective != Objective::MeanSe {
+                return Err(invalid(
+                    Field::Objective,
+                    format!("{m} optimizes mean-se only, got {}", self.objective),
+                ));
+            }
+        }
+        Ok(band)
     }
 }
 
@@ -122,10 +176,12 @@ impl Factorizer for FactorSpec {
 
     /// Cost: identity O(1); sqrt O(n log n); bsr O(p²) (O(p log p) for large p); bisr the same;
     /// dense-sqrt O(n³/6) (n ≤ [`MAX_DENSE_N`]); bandmf O(n²·p) per optimizer iteration, bandinv
-    /// O(n·p + n·k) per iteration on geometric schedules (see [`crate::optimize`]'s modules);
+    /// O(n·p + n·k) per iteration on geometric schedules (see the modules of `optimize`);
     /// blt O(n·d²) per objective evaluation; dense-opt O(n³) per iteration (n ≤
     /// [`MAX_DENSE_OPT_N`]).
     fn factorize(&self, w: &Workload, part: Participation) -> Result<Factorization, FactorError> {
+        // check() guarantees a band p ∈ 1..=n for the banded methods.
+        let p = self.check(w.n(), part)?.unwrap_or(1);
         if matches!(
             self.method,
             Method::Blt | Method::LrBlt | Method::DenseOpt | Method::LrDenseOpt
@@ -147,19 +203,17 @@ impl Factorizer for FactorSpec {
                 LowerTriangular::Toeplitz(ToeplitzLower::new(n, s)?)
             }
             Method::Bsr | Method::LrBsr => {
-                let p = self.band_for(n)?;
                 let s = series::sqrt(&series_of(p), p, Algorithm::Auto)?;
                 LowerTriangular::Toeplitz(ToeplitzLower::new(n, s)?)
             }
             Method::Bisr | Method::LrBisr => {
-                let p = self.band_for(n)?;
                 let d = series::inverse_sqrt(&series_of(p), p, Algorithm::Auto)?;
                 LowerTriangular::InverseToeplitz(ToeplitzLower::new(n, d)?)
             }
             Method::DenseSqrt => {
                 if n > MAX_DENSE_N {
                     return Err(invalid(
-                        "n",
+                        Field::Steps,
                         format!("dense-sqrt is O(n³): n = {n} exceeds its limit {MAX_DENSE_N}"),
                     ));
                 }
@@ -167,10 +221,10 @@ impl Factorizer for FactorSpec {
                 LowerTriangular::Dense(wd.sqrt()?)
             }
             Method::Bandmf | Method::LrBandmf => {
-                return optimize::bandmf::factorize(self, w, part, self.band_for(n)?);
+                return optimize::bandmf::factorize(self, w, part, p);
             }
             Method::Bandinv | Method::LrBandinv => {
-                return optimize::bandinv::factorize(self, w, part, self.band_for(n)?);
+                return optimize::bandinv::factorize(self, w, part, p);
             }
             m => unreachable!("{m} is built by FactorSpec::optimized"),
         };
@@ -204,34 +258,6 @@ impl FactorSpec {
                 )
             }
             _ => {
-                if p.k() > 1 {
-                    return Err(invalid(
-                        "participations",
-                        format!(
-                            "{} is the optimum for single participation (sensitivity = max column norm, exact); multi-participation ({} participations) is not supported, use --participations 1",
-                            self.method,
-                            p.k()
-                        ),
-                    ));
-                }
-                if self.objective != Objective::MeanSe {
-                    return Err(invalid(
-                        "objective",
-                        format!(
-                            "{} optimizes mean-se only, got {}",
-                            self.method, self.objective
-                        ),
-                    ));
-                }
-                if n > MAX_DENSE_OPT_N {
-                    return Err(invalid(
-                        "n",
-                        format!(
-                            "{} is O(n³) per iteration: n = {n} exceeds its limit {MAX_DENSE_OPT_N}",
-                            self.method
-                        ),
-                    ));
-                }
                 let target = if self.method == Method::DenseOpt {
                     w.constant_rate()
                 } else {
@@ -266,7 +292,6 @@ impl FactorSpec {
     /// on the true W from the lr-sqrt coefficients and from the blt optimum (so it never loses to
     /// blt on its objective); identical to blt when the schedule is constant.
     fn blt_fit(&self, w: &Workload, p: Participation) -> Result<BltFit, FactorError> {
-        check_buffers(self.buffers)?;
         let n = w.n();
         let plain = w.constant_rate();
         let sqrt_of = |alpha: f64| -> Result<Vec<f64>, FactorError> {

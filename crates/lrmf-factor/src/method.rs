@@ -1,6 +1,6 @@
 //! The names of the built-in factorization methods.
 
-use crate::error::{FactorError, invalid};
+use crate::error::{FactorError, Field, invalid};
 use std::fmt;
 use std::str::FromStr;
 
@@ -137,6 +137,25 @@ impl Method {
         )
     }
 
+    /// The largest n the method takes, and why (its cost), for the methods with a size limit:
+    /// the one place that limit is checked is [`FactorSpec::check`](crate::FactorSpec::check).
+    pub fn size_limit(&self) -> Option<(usize, &'static str)> {
+        match self {
+            Method::DenseSqrt => Some((crate::MAX_DENSE_N, "O(n³)")),
+            Method::DenseOpt | Method::LrDenseOpt => {
+                Some((crate::MAX_DENSE_OPT_N, "O(n³) per iteration"))
+            }
+            Method::Bandmf | Method::LrBandmf => Some((
+                crate::MAX_DENSE_N,
+                "O(n²·p) time and O(n²) memory per iteration (bandinv has no such limit)",
+            )),
+            Method::Blt | Method::LrBlt => {
+                Some((crate::MAX_BLT_N, "O(n·d²) per objective evaluation"))
+            }
+            _ => None,
+        }
+    }
+
     /// The schedule-blind counterpart of an lr- method (itself otherwise).
     pub fn plain(&self) -> Method {
         match self {
@@ -158,6 +177,13 @@ impl fmt::Display for Method {
     }
 }
 
+/// Compares with the command-line name (`Method::Bisr == "bisr"`).
+impl PartialEq<&str> for Method {
+    fn eq(&self, other: &&str) -> bool {
+        self.name() == *other
+    }
+}
+
 impl FromStr for Method {
     type Err = FactorError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -166,7 +192,7 @@ impl FromStr for Method {
             .find(|m| m.name() == s)
             .ok_or_else(|| {
                 invalid(
-                    "method",
+                    Field::Method,
                     format!(
                         "unknown method '{s}'; allowed: {}",
                         Method::ALL.map(|m| m.name()).join(", ")

@@ -15,7 +15,7 @@
 //! Computing g costs O(n) for bisr (banded), O(n·p) or O(n log n) for bsr, O(n log n) for sqrt.
 //! dense-sqrt forms B = W·C⁻¹ by a triangular solve, O(n³).
 
-use crate::error::invalid;
+use crate::error::{Field, invalid};
 use crate::{FactorError, Factorization, MAX_DENSE_N};
 use lrmf_linalg::{LinearOperator, LowerTriangular, Mat};
 use lrmf_privacy::{Participation, Sensitivity, sensitivity};
@@ -52,7 +52,7 @@ impl Errors {
 pub fn errors(w: &Workload, f: &Factorization, p: Participation) -> Result<Errors, FactorError> {
     if f.c.n() != w.n() {
         return Err(invalid(
-            "n",
+            Field::Steps,
             format!(
                 "C has size {} but the workload has {} steps",
                 f.c.n(),
@@ -110,7 +110,7 @@ pub fn b_row_norms(w: &Workload, c: &LowerTriangular) -> Result<Vec<f64>, Factor
     }
     if n > MAX_GENERIC_N {
         return Err(invalid(
-            "n",
+            Field::Steps,
             format!(
                 "errors for a non-geometric schedule cost O(n²); n = {n} exceeds {MAX_GENERIC_N} (use the exponential or constant schedule)"
             ),
@@ -159,7 +159,7 @@ fn banded_c_row_norms(w: &Workload, c: &lrmf_linalg::BandedLower) -> Result<Vec<
     let n = w.n();
     if n > MAX_GENERIC_N {
         return Err(invalid(
-            "n",
+            Field::Steps,
             format!("errors of a banded C cost O(n²·p); n = {n} exceeds {MAX_GENERIC_N}"),
         ));
     }
@@ -215,7 +215,7 @@ pub fn b_dense(w: &Workload, c: &LowerTriangular) -> Result<Mat<f64>, FactorErro
     let n = w.n();
     if n > MAX_DENSE_N {
         return Err(invalid(
-            "n",
+            Field::Steps,
             format!("dense B needs n ≤ {MAX_DENSE_N}, got {n}"),
         ));
     }
@@ -231,14 +231,14 @@ pub fn lower_bound(w: &Workload) -> Result<f64, FactorError> {
     let n = w.n();
     if n > MAX_DENSE_N {
         return Err(invalid(
-            "n",
+            Field::Steps,
             format!("the nuclear-norm lower bound needs an SVD: n = {n} exceeds {MAX_DENSE_N}"),
         ));
     }
     let s = w
         .to_dense()
         .singular_values()
-        .map_err(|e| invalid("n", format!("SVD did not converge: {e:?}")))?;
+        .map_err(|e| invalid(Field::Steps, format!("SVD did not converge: {e:?}")))?;
     Ok(s.iter().sum::<f64>() / n as f64)
 }
 

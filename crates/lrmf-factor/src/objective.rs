@@ -1,6 +1,6 @@
 //! What the optimized methods minimize (MATH.md §5b), and what an optimization reports.
 
-use crate::error::{FactorError, invalid};
+use crate::error::{FactorError, Field, invalid};
 use std::fmt;
 use std::str::FromStr;
 
@@ -41,7 +41,7 @@ impl FromStr for Objective {
             .find(|o| o.name() == s)
             .ok_or_else(|| {
                 invalid(
-                    "objective",
+                    Field::Objective,
                     format!("unknown objective '{s}'; allowed: mean-se, max-se"),
                 )
             })

@@ -161,7 +161,7 @@ fn sensitivities_are_at_least_brute_force() {
 
 fn flag_of(r: Result<Factorization, lrmf_factor::FactorError>) -> String {
     match r {
-        Err(lrmf_factor::FactorError::Invalid { flag, .. }) => flag.to_string(),
+        Err(lrmf_factor::FactorError::Invalid { field, .. }) => field.name().to_string(),
         other => format!("not an invalid-flag error: {other:?}"),
     }
 }

@@ -1,5 +1,17 @@
 //! Lower-triangular structured linear algebra for matrix-factorization mechanisms.
 //!
+//! ```
+//! use lrmf_linalg::series::{self, Algorithm};
+//!
+//! // The square root of the prefix-sum series 1/(1 − x): coefficients C(2k, k)/4^k.
+//! let s = series::sqrt(&[1.0; 4], 4, Algorithm::Auto)?;
+//! assert!((s[1] - 0.5).abs() < 1e-15 && (s[2] - 0.375).abs() < 1e-15);
+//! // Squared again, it gives back the series.
+//! let back = series::mul(&s, &s, 4);
+//! assert!(back.iter().all(|v| (v - 1.0).abs() < 1e-14));
+//! # Ok::<(), lrmf_linalg::LinalgError>(())
+//! ```
+//!
 //! Every matrix in this project is lower-triangular (causal): a step's noise or output may depend
 //! only on earlier steps. Three structures cover all the factorizations of the paper:
 //!

@@ -195,42 +195,46 @@ pub fn sensitivity(c: &LowerTriangular, p: Participation) -> Result<Sensitivity,
             how: "banded C with p ≤ b: disjoint columns, best b-separated sum of squared column norms",
         });
     }
-    if let Some(coeffs) = c.toeplitz_coeffs(n) {
-        let norm = coeffs.iter().map(|v| v * v).sum::<f64>().sqrt();
-        if k == 1 {
-            return Ok(Sensitivity {
-                value: round_up(norm, n, k),
-                kind: SensitivityKind::Exact,
-                how: "single participation: norm of the first column",
-            });
-        }
-        if let Some(v) = closed_form_toeplitz(&coeffs, b, k) {
-            return Ok(Sensitivity {
-                value: round_up(v, n, k),
-                kind: SensitivityKind::ClosedForm,
-                how: "BSR Theorem 2: ‖Σ_{i<k} shift_{ib}(c)‖ (c ≥ 0, non-increasing checked)",
-            });
-        }
-        if let Some(s) = brute_force_if_small(c, b, k) {
-            return Ok(s);
-        }
-        let mut best = (
-            majorant_bound(&coeffs, b, k),
-            "closed form on the non-increasing majorant of |c|",
-        );
-        if (n as f64).powi(2) * k as f64 <= GRAM_DP_WORK {
-            let v = gram_dp_bound(&toeplitz_gram(&coeffs), b, k);
-            if v < best.0 {
-                best = (v, "dynamic program over |CᵀC|");
-            }
-        }
-        return Ok(Sensitivity {
-            value: round_up(best.0, n, k),
-            kind: SensitivityKind::UpperBound,
-            how: best.1,
-        });
+    match c.toeplitz_coeffs(n) {
+        Some(coeffs) => Ok(toeplitz_sensitivity(c, &coeffs, b, k)),
+        None => Ok(dense_sensitivity(c, b, k)),
     }
-    // Dense C.
+}
+
+/// [`sensitivity`] of a Toeplitz C (or the inverse of one) with first column `coeffs`: its
+/// norm for k = 1; for k > 1 the BSR closed form where its precondition holds, brute force when
+/// small, else the smaller of the majorant bound and the Gram dynamic program.
+fn toeplitz_sensitivity(c: &LowerTriangular, coeffs: &[f64], b: usize, k: usize) -> Sensitivity {
+    let n = c.n();
+    let norm = coeffs.iter().map(|v| v * v).sum::<f64>().sqrt();
+    if k == 1 {
+        return Sensitivity {
+            value: round_up(norm, n, k),
+            kind: SensitivityKind::Exact,
+            how: "single participation: norm of the first column",
+        };
+    }
+    if let Some(v) = closed_form_toeplitz(coeffs, b, k) {
+        return Sensitivity {
+            value: round_up(v, n, k),
+            kind: SensitivityKind::ClosedForm,
+            how: "BSR Theorem 2: ‖Σ_{i<k} shift_{ib}(c)‖ (c ≥ 0, non-increasing checked)",
+        };
+    }
+    if let Some(s) = brute_force_if_small(c, b, k) {
+        return s;
+    }
+    let bound = (
+        majorant_bound(coeffs, b, k),
+        "closed form on the non-increasing majorant of |c|",
+    );
+    least_upper_bound(bound, || toeplitz_gram(coeffs), n, b, k)
+}
+
+/// [`sensitivity`] of a dense C: the largest column norm for k = 1; for k > 1 brute force when
+/// small, else the smaller of the triangle inequality and the Gram dynamic program.
+fn dense_sensitivity(c: &LowerTriangular, b: usize, k: usize) -> Sensitivity {
+    let n = c.n();
     let dense = c.to_dense();
     let col_norms: Vec<f64> = (0..n)
         .map(|j| {
@@ -242,34 +246,46 @@ pub fn sensitivity(c: &LowerTriangular, p: Participation) -> Result<Sensitivity,
         .collect();
     let max_col = col_norms.iter().fold(0.0f64, |m, v| m.max(*v));
     if k == 1 {
-        return Ok(Sensitivity {
+        return Sensitivity {
             value: round_up(max_col, n, k),
             kind: SensitivityKind::Exact,
             how: "single participation: largest column norm",
-        });
+        };
     }
     if let Some(s) = brute_force_if_small(c, b, k) {
-        return Ok(s);
+        return s;
     }
     // Triangle inequality: ‖Σ_{j∈π} C e_j‖ ≤ sum of the k largest column norms.
-    let mut sorted = col_norms.clone();
+    let mut sorted = col_norms;
     sorted.sort_by(|a, b| b.total_cmp(a));
-    let mut best = (
+    let bound = (
         sorted.iter().take(k).sum::<f64>(),
         "triangle inequality over the k largest columns",
     );
+    least_upper_bound(bound, || dense.transpose() * &dense, n, b, k)
+}
+
+/// The smaller of `bound` and, while n²·k ≤ [`GRAM_DP_WORK`], the Gram dynamic program over
+/// `gram()` = CᵀC; rounded up and labelled an upper bound.
+fn least_upper_bound(
+    bound: (f64, &'static str),
+    gram: impl FnOnce() -> Mat<f64>,
+    n: usize,
+    b: usize,
+    k: usize,
+) -> Sensitivity {
+    let mut best = bound;
     if (n as f64).powi(2) * k as f64 <= GRAM_DP_WORK {
-        let gram = dense.transpose() * &dense;
-        let v = gram_dp_bound(&gram, b, k);
+        let v = gram_dp_bound(&gram(), b, k);
         if v < best.0 {
             best = (v, "dynamic program over |CᵀC|");
         }
     }
-    Ok(Sensitivity {
+    Sensitivity {
         value: round_up(best.0, n, k),
         kind: SensitivityKind::UpperBound,
         how: best.1,
-    })
+    }
 }
 
 /// `‖Σ_{i<k} shift_{i·b}(c)‖₂`, the BSR closed form (Theorem 2), or `None` when its precondition

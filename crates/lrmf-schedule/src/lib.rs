@@ -1,5 +1,16 @@
 //! Learning-rate schedules χ as pure `step → rate` maps (MATH.md §2), with validation.
 //!
+//! ```
+//! use lrmf_schedule::{Kind, LrSchedule, Schedule};
+//!
+//! // Exponential decay over 100 steps from 1 to β = 0.1.
+//! let s = LrSchedule::new(Kind::Exponential, 100, 0.1, 0)?;
+//! assert_eq!(s.rate(0), 1.0);
+//! assert!((s.rate(99) - 0.1).abs() < 1e-12);
+//! assert!(s.is_non_increasing());
+//! # Ok::<(), lrmf_schedule::ScheduleError>(())
+//! ```
+//!
 //! Rates are normalised: χ at the first step is 1 and, for the decaying schedules, χ at the last
 //! step is β = `lr_decay` ∈ (0, 1]. The peak learning rate η multiplies the whole trajectory and
 //! factors out of the workload. Steps are 0-based in code (t = 0..n−1); MATH.md is 1-based.

@@ -17,21 +17,7 @@ pub const CHECKPOINT_FILE: &str = "checkpoint.bin";
 /// The first bytes of every checkpoint (format version 1).
 const MAGIC: &[u8; 8] = b"LRMFCKP1";
 
-/// Lower-case hex of bytes.
-pub(crate) fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Bytes of a lower-case or upper-case hex string (`None` when malformed).
-pub(crate) fn from_hex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
+pub(crate) use lrmf_io::{from_hex, to_hex};
 
 /// The seeds of a run besides the noise key (which lives in the noise generator's state).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,7 +224,8 @@ mod tests {
         assert!(Checkpoint::load(dir.path()).unwrap().is_none());
         ck.save(dir.path()).unwrap();
         assert_eq!(Checkpoint::load(dir.path()).unwrap().unwrap(), ck);
-        assert!(!dir.path().join("checkpoint.bin.tmp").exists());
+        // Only the checkpoint itself: the atomic write leaves no temporary behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]

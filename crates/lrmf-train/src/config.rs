@@ -7,11 +7,15 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use lrmf_factor::{MAX_DENSE_N, Method};
-use lrmf_schedule::{Kind, LrSchedule, ScheduleError};
+use lrmf_factor::{Method, Objective};
+use lrmf_schedule::Kind;
 
 use crate::sampler::Sampling;
 use crate::{Result, TrainError};
+
+mod validate;
+pub(crate) use validate::workload_error;
+pub use validate::{Validated, field_key};
 
 /// The whole configuration of a training run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -146,7 +150,7 @@ impl DataConfig {
     }
 
     /// The checks of `validation` and `validation_seed` (after `train_examples` is checked).
-    fn validate_validation(&self) -> Result<()> {
+    pub(crate) fn validate_validation(&self) -> Result<()> {
         let pool = self.pool_size();
         match (self.validation, self.validation_seed) {
             (Some(v), _) if !(1..pool).contains(&v) => Err(cfg_err(
@@ -230,7 +234,7 @@ pub struct ModelConfig {
     /// cnn: group-norm groups, dividing every width (default 16, or 1 if 16 does not divide).
     #[serde(default)]
     pub groups: Option<usize>,
-    /// mlp: hidden widths (default [256]); cnn: at most one hidden dense width (default none).
+    /// mlp: hidden widths (default `[256]`); cnn: at most one hidden dense width (default none).
     #[serde(default)]
     pub hidden: Option<Vec<usize>>,
     /// text: embedding width (default 64).
@@ -313,10 +317,10 @@ impl Default for ScheduleConfig {
 }
 
 impl ScheduleConfig {
-    /// The validated schedule over `n` steps (reads the rate file of `kind = "file"`).
-    pub fn build(&self, n: usize) -> Result<LrSchedule> {
-        let err = |e: lrmf_schedule::ScheduleError| cfg_err("schedule", e.to_string());
-        let kind = match (self.kind.as_str(), &self.file) {
+    /// The shape of the schedule: a built-in kind, or the rates of `file` (read here) with
+    /// `kind = "file"`. Ranges (β, warm-up, the file's length) are the mechanism's to check.
+    pub fn kind(&self) -> Result<Kind> {
+        match (self.kind.as_str(), &self.file) {
             ("file", Some(path)) => {
                 let text = std::fs::read_to_string(path).map_err(|e| {
                     cfg_err(
@@ -324,34 +328,20 @@ impl ScheduleConfig {
                         format!("cannot read {}: {e}", path.display()),
                     )
                 })?;
-                Kind::parse_file_text(&text).map_err(err)?
+                Kind::parse_file_text(&text).map_err(|e| cfg_err("schedule.file", e.to_string()))
             }
-            ("file", None) => {
-                return Err(cfg_err(
-                    "schedule.file",
-                    "kind = \"file\" needs file = \"PATH\" (one rate per line)",
-                ));
-            }
-            (_, Some(_)) => {
-                return Err(cfg_err(
-                    "schedule.file",
-                    format!("only applies to kind = \"file\", not {:?}", self.kind),
-                ));
-            }
+            ("file", None) => Err(cfg_err(
+                "schedule.file",
+                "kind = \"file\" needs file = \"PATH\" (one rate per line)",
+            )),
+            (_, Some(_)) => Err(cfg_err(
+                "schedule.file",
+                format!("only applies to kind = \"file\", not {:?}", self.kind),
+            )),
             (k, None) => {
-                Kind::parse_builtin(k).map_err(|e| cfg_err("schedule.kind", e.to_string()))?
+                Kind::parse_builtin(k).map_err(|e| cfg_err("schedule.kind", e.to_string()))
             }
-        };
-        LrSchedule::new(kind, n, self.lr_decay, self.warmup_steps).map_err(|e| {
-            let ScheduleError::Invalid { flag, .. } = &e;
-            let key = match *flag {
-                "lr-decay" => "schedule.lr_decay",
-                "warmup" => "schedule.warmup_steps",
-                "schedule" => "schedule.file",
-                _ => "schedule",
-            };
-            cfg_err(key, e.to_string())
-        })
+        }
     }
 }
 
@@ -396,13 +386,19 @@ pub struct PrivacyConfig {
     /// Per-example clip norm (private mode; > 0).
     #[serde(default)]
     pub clip_norm: Option<f64>,
-    /// Factorization method: identity (DP-SGD), sqrt, lr-sqrt, bsr, lr-bsr, bisr, lr-bisr,
-    /// dense-sqrt (default identity).
-    #[serde(default = "identity")]
-    pub method: String,
-    /// Band p of the banded methods (bsr, lr-bsr, bisr, lr-bisr), 1 ≤ p ≤ total steps.
+    /// Factorization method, by its command-line name (`lrmf_factor::Method::ALL`; default
+    /// identity = DP-SGD).
+    #[serde(default = "dp_sgd", with = "by_name")]
+    pub method: Method,
+    /// Band p of the banded methods ([`Method::is_banded`]), 1 ≤ p ≤ total steps.
     #[serde(default)]
     pub band: Option<usize>,
+    /// What the optimized methods minimize: `mean-se` (default) or `max-se`.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_by_name")]
+    pub objective: Option<Objective>,
+    /// BLT buffers d of blt / lr-blt, 1..=10 (default: chosen by the optimizer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buffers: Option<usize>,
     /// Target ε > 0 (with `delta`); exclusive with `noise_multiplier`.
     #[serde(default)]
     pub epsilon: Option<f64>,
@@ -429,8 +425,47 @@ pub struct PrivacyConfig {
 fn private() -> PrivacyMode {
     PrivacyMode::Private
 }
-fn identity() -> String {
-    "identity".into()
+fn dp_sgd() -> Method {
+    Method::Identity
+}
+
+/// Serde of a [`Method`] as its command-line name (the JSON and TOML spelling of before).
+mod by_name {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(m: &lrmf_factor::Method, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(m)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<lrmf_factor::Method, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse::<lrmf_factor::Method>()
+            .map_err(|e| D::Error::custom(e.message()))
+    }
+}
+
+/// Serde of an optional [`Objective`] as its command-line name.
+mod opt_by_name {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(
+        o: &Option<lrmf_factor::Objective>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match o {
+            Some(o) => s.collect_str(o),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<lrmf_factor::Objective>, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse()
+            .map(Some)
+            .map_err(|e: lrmf_factor::FactorError| D::Error::custom(e.message()))
+    }
 }
 fn gaussian() -> AccountantKind {
     AccountantKind::Gaussian
@@ -494,13 +529,19 @@ impl TrainConfig {
     pub fn from_toml_str(text: &str) -> Result<Self> {
         let cfg: TrainConfig = toml::from_str(text).map_err(|e| {
             let msg = e.message().to_string();
-            let key = match (unknown_key(&msg), e.span()) {
-                (Some(k), Some(span)) => match table_at(text, span.start) {
-                    Some(t) => format!("{t}.{k}"),
-                    None => k,
+            // The key: an unknown one named by serde, else the one whose value is at the span.
+            let named = unknown_key(&msg);
+            let key = match (named, e.span()) {
+                (k, Some(span)) => match (
+                    k.or_else(|| key_at(text, span.start)),
+                    table_at(text, span.start),
+                ) {
+                    (Some(k), Some(t)) => format!("{t}.{k}"),
+                    (Some(k), None) => k,
+                    (None, _) => "<config>".into(),
                 },
                 (Some(k), None) => k,
-                (None, _) => "<config>".into(),
+                (None, None) => "<config>".into(),
             };
             cfg_err(&key, e.to_string().trim_end().to_string())
         })?;
@@ -546,7 +587,7 @@ impl TrainConfig {
                 Err(e) => h.update(format!("schedule.file unreadable: {e}").as_bytes()),
             }
         }
-        crate::checkpoint::to_hex(&h.finalize())
+        lrmf_io::to_hex(&h.finalize())
     }
 
     /// The run folder: `[output].dir`, else `runs/<name>`, else `runs/<dataset>`.
@@ -571,341 +612,6 @@ impl TrainConfig {
             epochs: self.training.epochs,
             total_steps: b * self.training.epochs,
         }
-    }
-
-    /// Every check that needs no file: ranges, combinations, band ≤ steps. One error, naming
-    /// the key and the allowed range.
-    pub fn validate(&self) -> Result<()> {
-        let d = &self.data;
-        let full = d.dataset.full_sizes();
-        let (max_train, max_test) = full.unwrap_or((10_000_000, 10_000_000));
-        for (key, v, max) in [
-            ("data.train_examples", d.train_examples, max_train),
-            ("data.test_examples", d.test_examples, max_test),
-        ] {
-            if let Some(v) = v
-                && !(1..=max).contains(&v)
-            {
-                return Err(cfg_err(key, format!("must be in 1..={max}, got {v}")));
-            }
-        }
-        d.validate_validation()?;
-        if d.dataset.is_text() {
-            if !(1..=100_000).contains(&d.max_len()) {
-                return Err(cfg_err(
-                    "data.max_len",
-                    format!("must be in 1..=100000, got {}", d.max_len()),
-                ));
-            }
-            if !(4..=1_000_000).contains(&d.vocab_size()) {
-                return Err(cfg_err(
-                    "data.vocab_size",
-                    format!("must be in 4..=1000000, got {}", d.vocab_size()),
-                ));
-            }
-        } else {
-            for (key, v) in [
-                ("data.max_len", d.max_len),
-                ("data.vocab_size", d.vocab_size),
-            ] {
-                if v.is_some() {
-                    return Err(cfg_err(
-                        key,
-                        format!("only applies to text data sets, not {}", d.dataset.name()),
-                    ));
-                }
-            }
-        }
-        self.validate_model()?;
-
-        let t = &self.training;
-        let (num_train, _) = d.sizes();
-        if !(1..=10_000).contains(&t.epochs) {
-            return Err(cfg_err(
-                "training.epochs",
-                format!("must be in 1..=10000, got {}", t.epochs),
-            ));
-        }
-        if !(1..=num_train).contains(&t.batch_size) {
-            return Err(cfg_err(
-                "training.batch_size",
-                format!(
-                    "must be in 1..={num_train} (the number of training examples), got {}",
-                    t.batch_size
-                ),
-            ));
-        }
-        if !(t.learning_rate.is_finite() && t.learning_rate > 0.0) {
-            return Err(cfg_err(
-                "training.learning_rate",
-                format!("must be finite and > 0, got {}", t.learning_rate),
-            ));
-        }
-        if !(0.0..1.0).contains(&t.momentum) {
-            return Err(cfg_err(
-                "training.momentum",
-                format!("must be in [0, 1), got {}", t.momentum),
-            ));
-        }
-        if !(t.weight_decay > 0.0 && t.weight_decay <= 1.0) {
-            return Err(cfg_err(
-                "training.weight_decay",
-                format!(
-                    "is the multiplicative factor λ of θ ← λθ − ηχm and must be in (0, 1] \
-                     (1 = no decay), got {}",
-                    t.weight_decay
-                ),
-            ));
-        }
-        if t.eval_batch_size == 0 {
-            return Err(cfg_err("training.eval_batch_size", "must be ≥ 1, got 0"));
-        }
-        let shape = self.shape();
-        if t.checkpoint_every > shape.total_steps {
-            return Err(cfg_err(
-                "training.checkpoint_every",
-                format!(
-                    "must be in 0..={} (total steps), got {}",
-                    shape.total_steps, t.checkpoint_every
-                ),
-            ));
-        }
-
-        if !(self.schedule.lr_decay > 0.0 && self.schedule.lr_decay <= 1.0) {
-            return Err(cfg_err(
-                "schedule.lr_decay",
-                format!("must be in (0, 1], got {}", self.schedule.lr_decay),
-            ));
-        }
-        self.schedule.build(shape.total_steps)?;
-
-        let p = &self.privacy;
-        let n = shape.total_steps;
-        let method: Method = p.method.parse().map_err(|_| {
-            let names: Vec<&str> = Method::ALL.iter().map(|m| m.name()).collect();
-            cfg_err(
-                "privacy.method",
-                format!("must be one of {}, got {:?}", names.join(", "), p.method),
-            )
-        })?;
-        let banded = method.is_banded();
-        match (banded, p.band) {
-            (true, None) => {
-                return Err(cfg_err(
-                    "privacy.band",
-                    format!(
-                        "method {} needs a band p in 1..={n} (total steps)",
-                        p.method
-                    ),
-                ));
-            }
-            (true, Some(band)) if !(1..=n).contains(&band) => {
-                return Err(cfg_err(
-                    "privacy.band",
-                    format!(
-                        "must be in 1..={n} (total steps = epochs × steps per epoch), got {band}"
-                    ),
-                ));
-            }
-            (false, Some(_)) => {
-                return Err(cfg_err(
-                    "privacy.band",
-                    format!(
-                        "only applies to bsr, lr-bsr, bisr, lr-bisr, not {}",
-                        p.method
-                    ),
-                ));
-            }
-            _ => {}
-        }
-        if method == Method::DenseSqrt && n > MAX_DENSE_N {
-            return Err(cfg_err(
-                "privacy.method",
-                format!(
-                    "dense-sqrt is O(n³); allowed for at most {MAX_DENSE_N} total steps, this run has {n}"
-                ),
-            ));
-        }
-        match p.mode {
-            PrivacyMode::NonPrivate => {
-                for (key, set) in [
-                    ("privacy.clip_norm", p.clip_norm.is_some()),
-                    ("privacy.epsilon", p.epsilon.is_some()),
-                    ("privacy.delta", p.delta.is_some()),
-                    ("privacy.noise_multiplier", p.noise_multiplier.is_some()),
-                ] {
-                    if set {
-                        return Err(cfg_err(
-                            key,
-                            "must be absent with mode = \"non-private\" (no clipping, no noise)",
-                        ));
-                    }
-                }
-            }
-            PrivacyMode::Private => {
-                match p.clip_norm {
-                    Some(c) if c.is_finite() && c > 0.0 => {}
-                    Some(c) => {
-                        return Err(cfg_err(
-                            "privacy.clip_norm",
-                            format!("must be finite and > 0, got {c}"),
-                        ));
-                    }
-                    None => {
-                        return Err(cfg_err(
-                            "privacy.clip_norm",
-                            "is required in private mode (> 0)",
-                        ));
-                    }
-                }
-                match p.delta {
-                    Some(delta) if delta > 0.0 && delta < 1.0 => {}
-                    Some(delta) => {
-                        return Err(cfg_err(
-                            "privacy.delta",
-                            format!("must be in (0, 1), got {delta}"),
-                        ));
-                    }
-                    None => {
-                        return Err(cfg_err(
-                            "privacy.delta",
-                            "is required in private mode, in (0, 1)",
-                        ));
-                    }
-                }
-                let mc = p.accountant == AccountantKind::McBnb;
-                if mc && p.sampling != Sampling::BallsInBins {
-                    return Err(cfg_err(
-                        "privacy.accountant",
-                        "mc-bnb holds only for sampling = \"balls-in-bins\"",
-                    ));
-                }
-                if !mc && (p.mc_samples.is_some() || p.mc_confidence.is_some()) {
-                    return Err(cfg_err(
-                        "privacy.mc_samples",
-                        "mc_samples and mc_confidence only apply to accountant = \"mc-bnb\"",
-                    ));
-                }
-                if let Some(s) = p.mc_samples
-                    && !(1..=100_000_000).contains(&s)
-                {
-                    return Err(cfg_err(
-                        "privacy.mc_samples",
-                        format!("must be in 1..=100000000, got {s}"),
-                    ));
-                }
-                if let Some(c) = p.mc_confidence
-                    && !(c > 0.0 && c < 1.0)
-                {
-                    return Err(cfg_err(
-                        "privacy.mc_confidence",
-                        format!("must be in (0, 1), got {c}"),
-                    ));
-                }
-                match (p.epsilon, p.noise_multiplier) {
-                    (Some(_), Some(_)) => {
-                        return Err(cfg_err(
-                            "privacy.noise_multiplier",
-                            "give either epsilon (calibrated) or noise_multiplier, not both",
-                        ));
-                    }
-                    (None, None) => {
-                        return Err(cfg_err(
-                            "privacy.epsilon",
-                            "private mode needs a target epsilon in (0, 100] or a noise_multiplier > 0",
-                        ));
-                    }
-                    (Some(eps), None) if !(eps > 0.0 && eps <= 100.0) => {
-                        return Err(cfg_err(
-                            "privacy.epsilon",
-                            format!("must be in (0, 100], got {eps}"),
-                        ));
-                    }
-                    (None, Some(z)) if !(z.is_finite() && z > 0.0) => {
-                        return Err(cfg_err(
-                            "privacy.noise_multiplier",
-                            format!("must be finite and > 0, got {z}"),
-                        ));
-                    }
-                    _ => {}
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn validate_model(&self) -> Result<()> {
-        let m = &self.model;
-        let text = self.data.dataset.is_text();
-        let kind = m.kind.name();
-        if (m.kind == ModelKind::Text) != text {
-            return Err(cfg_err(
-                "model.kind",
-                format!(
-                    "{kind} does not fit the {} data set (text data: text; image data: cnn, mlp, logistic)",
-                    self.data.dataset.name()
-                ),
-            ));
-        }
-        let not_for = |key: &str, set: bool, allowed: &[ModelKind]| -> Result<()> {
-            if set && !allowed.contains(&m.kind) {
-                let names: Vec<&str> = allowed.iter().map(|k| k.name()).collect();
-                return Err(cfg_err(
-                    key,
-                    format!("only applies to kind = {}, not {kind}", names.join(" or ")),
-                ));
-            }
-            Ok(())
-        };
-        not_for("model.channels", m.channels.is_some(), &[ModelKind::Cnn])?;
-        not_for(
-            "model.group_norm",
-            m.group_norm.is_some(),
-            &[ModelKind::Cnn],
-        )?;
-        not_for("model.groups", m.groups.is_some(), &[ModelKind::Cnn])?;
-        not_for(
-            "model.hidden",
-            m.hidden.is_some(),
-            &[ModelKind::Cnn, ModelKind::Mlp],
-        )?;
-        not_for("model.embed_dim", m.embed_dim.is_some(), &[ModelKind::Text])?;
-        let in_range = |key: &str, v: usize| -> Result<()> {
-            if (1..=65_536).contains(&v) {
-                Ok(())
-            } else {
-                Err(cfg_err(
-                    key,
-                    format!("widths must be in 1..=65536, got {v}"),
-                ))
-            }
-        };
-        for &w in m.channels.iter().flatten() {
-            in_range("model.channels", w)?;
-        }
-        for &w in m.hidden.iter().flatten() {
-            in_range("model.hidden", w)?;
-        }
-        if let Some(e) = m.embed_dim {
-            in_range("model.embed_dim", e)?;
-        }
-        if m.kind == ModelKind::Cnn {
-            if m.hidden.as_ref().is_some_and(|h| h.len() > 1) {
-                return Err(cfg_err(
-                    "model.hidden",
-                    "cnn takes at most one hidden width, e.g. [256]",
-                ));
-            }
-            let ch = self.cnn_channels();
-            let g = self.cnn_groups();
-            if self.model.group_norm.unwrap_or(true) && (g == 0 || ch.iter().any(|c| c % g != 0)) {
-                return Err(cfg_err(
-                    "model.groups",
-                    format!("must be ≥ 1 and divide every width {ch:?}, got {g}"),
-                ));
-            }
-        }
-        Ok(())
     }
 
     /// cnn widths (default [32, 64, 128]).
@@ -953,6 +659,15 @@ fn table_at(text: &str, pos: usize) -> Option<String> {
                 .trim()
                 .to_string()
         })
+}
+
+/// The key of the `key = value` line holding byte `pos` of `text`, if that line is one.
+fn key_at(text: &str, pos: usize) -> Option<String> {
+    let line_start = text.get(..pos)?.rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next()?;
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim();
+    (!key.is_empty() && !key.starts_with('[')).then(|| key.to_string())
 }
 
 /// The key named in a serde "unknown field `x`" message, if any.
@@ -1086,6 +801,21 @@ delta = 1e-5
                 "privacy.mc_samples",
             ),
             ("hidden = [16]", "embed_dim = 8", "model.embed_dim"),
+            (
+                "band = 4",
+                "band = 4\nobjective = \"max\"",
+                "privacy.objective",
+            ),
+            (
+                "method = \"bisr\"\nband = 4",
+                "method = \"blt\"\nbuffers = 11",
+                "privacy.buffers",
+            ),
+            (
+                "method = \"bisr\"\nband = 4",
+                "method = \"dense-opt\"",
+                "training.epochs",
+            ),
             ("kind = \"mlp\"", "kind = \"text\"", "model.kind"),
             (
                 "test_examples = 50",

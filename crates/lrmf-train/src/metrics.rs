@@ -239,6 +239,23 @@ impl MetricsWriter {
     }
 }
 
+/// Mean loss of the steps of `epoch` recorded in `dir/metrics.jsonl` (all sessions of a run);
+/// `None` when the file or a loss is missing. O(lines).
+pub fn mean_epoch_loss(dir: &Path, epoch: usize) -> Option<f64> {
+    let text = std::fs::read_to_string(dir.join(METRICS_FILE)).ok()?;
+    let (mut sum, mut count) = (0.0, 0usize);
+    for line in text.lines() {
+        let m: StepMetrics = serde_json::from_str(line).ok()?;
+        if m.epoch == epoch
+            && let Some(l) = m.loss
+        {
+            sum += l;
+            count += 1;
+        }
+    }
+    (count > 0).then(|| sum / count as f64)
+}
+
 /// Writes `summary.json` atomically (temp file, fsync, rename).
 pub fn write_summary(dir: &Path, summary: &Summary) -> Result<PathBuf> {
     let path = dir.join(SUMMARY_FILE);

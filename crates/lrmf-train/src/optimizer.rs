@@ -30,6 +30,19 @@ pub struct UpdateRule {
     pub divisor: f64,
 }
 
+/// Checks the base learning rate: η finite and > 0 (the one place this rule lives; the config
+/// calls it too).
+pub fn check_learning_rate(learning_rate: f64) -> Result<()> {
+    if learning_rate.is_finite() && learning_rate > 0.0 {
+        Ok(())
+    } else {
+        Err(TrainError::Config {
+            key: "training.learning_rate".into(),
+            message: format!("must be finite and > 0, got {learning_rate}"),
+        })
+    }
+}
+
 /// The optimizer state and update.
 ///
 /// Step t (0-based, 1-based t+1 in MATH.md), with G_t the clipped gradient sum and ξ_t the noise:
@@ -65,51 +78,16 @@ impl DpMfOptimizer {
     /// A fresh optimizer for `d` parameters; `noise = None` is the non-private mode. Errors on
     /// a hyper-parameter out of range (naming it).
     pub fn new(rule: UpdateRule, d: usize, noise: Option<Box<dyn NoiseSource>>) -> Result<Self> {
-        let bad = |key: &str, message: String| {
-            Err(TrainError::Config {
-                key: key.into(),
-                message,
-            })
-        };
-        if !(rule.learning_rate.is_finite() && rule.learning_rate > 0.0) {
-            return bad(
-                "training.learning_rate",
-                format!("must be finite and > 0, got {}", rule.learning_rate),
-            );
-        }
-        if !(0.0..1.0).contains(&rule.momentum) {
-            return bad(
-                "training.momentum",
-                format!("must be in [0, 1), got {}", rule.momentum),
-            );
-        }
-        if !(rule.weight_decay > 0.0 && rule.weight_decay <= 1.0) {
-            return bad(
-                "training.weight_decay",
-                format!(
-                    "is the multiplicative factor λ in θ ← λθ − ηχm; must be in (0, 1], got {}",
-                    rule.weight_decay
-                ),
-            );
-        }
+        check_learning_rate(rule.learning_rate)?;
+        use crate::config::workload_error;
+        lrmf_workload::check_momentum(rule.momentum).map_err(workload_error)?;
+        lrmf_workload::check_weight_decay(rule.weight_decay).map_err(workload_error)?;
+        lrmf_workload::check_rates(&rule.rates).map_err(workload_error)?;
         if !(rule.divisor.is_finite() && rule.divisor > 0.0) {
-            return bad(
-                "training.batch_size",
-                format!("expected batch size must be > 0, got {}", rule.divisor),
-            );
-        }
-        if let Some(t) = rule
-            .rates
-            .iter()
-            .position(|r| !(r.is_finite() && *r >= 0.0))
-        {
-            return bad(
-                "schedule",
-                format!(
-                    "rate of step {t} is {}; rates must be finite and ≥ 0",
-                    rule.rates[t]
-                ),
-            );
+            return Err(TrainError::Config {
+                key: "training.batch_size".into(),
+                message: format!("expected batch size must be > 0, got {}", rule.divisor),
+            });
         }
         Ok(Self {
             rule,

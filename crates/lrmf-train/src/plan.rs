@@ -2,13 +2,11 @@
 //! run's own workload, its sensitivity under the run's participation pattern, the noise
 //! multiplier from the accountant, and the correlated-noise generator.
 
-use lrmf_factor::{FactorSpec, Factorizer, Method};
+use lrmf_factor::Mechanism;
 use lrmf_linalg::LowerTriangular;
 use lrmf_noise::{CorrelatedNoise, Mode, NoiseGenerator, NoiseState, Seed};
 use lrmf_privacy::accounting::{AccountingPlan, McOptions};
-use lrmf_privacy::{Participation, sensitivity};
-use lrmf_schedule::LrSchedule;
-use lrmf_workload::Workload;
+use lrmf_privacy::sensitivity;
 
 use crate::config::{AccountantKind, TrainConfig};
 use crate::optimizer::NoiseSource;
@@ -65,45 +63,22 @@ fn cfg(key: &str, message: impl Into<String>) -> TrainError {
     }
 }
 
-/// The strategy C of `method` (band p = `band`) for the run's workload W, built by
-/// `lrmf-factor` (MATH.md §4; the `lr-` methods use the schedule's geometric rate α). Cost: the
-/// factorizer's (O(n log n) for the series methods, O(p²) banded, O(n³) dense-sqrt).
-pub fn strategy(
-    method: &str,
-    band: Option<usize>,
-    workload: &Workload,
-    schedule: &LrSchedule,
-    participation: Participation,
-) -> Result<LowerTriangular> {
-    let err = |e: lrmf_factor::FactorError| cfg("privacy.method", e.to_string());
-    let method: Method = method.parse().map_err(err)?;
-    let spec = FactorSpec::for_schedule(method, band, schedule).map_err(err)?;
-    Ok(spec.factorize(workload, participation).map_err(err)?.c)
-}
-
 impl PrivacyPlan {
-    /// Builds the plan of a validated private config with its schedule. Cost: the
-    /// factorization (O(n·p) … O(n³) for dense-sqrt), the sensitivity (O(n·k) closed form up to
-    /// O(n²k)), the calibration (O(log) accountant calls).
-    pub fn build(config: &TrainConfig, schedule: &LrSchedule) -> Result<Self> {
+    /// Builds the plan of a validated private config from its validated mechanism
+    /// ([`TrainConfig::validate`]). Cost: the factorization (O(n·p) … O(n³) for dense-sqrt),
+    /// the sensitivity (O(n·k) closed form up to O(n²k)), the calibration (O(log) accountant
+    /// calls).
+    pub fn build(config: &TrainConfig, mechanism: &Mechanism) -> Result<Self> {
         let p = &config.privacy;
-        let shape = config.shape();
-        let (n, b, k) = (shape.total_steps, shape.steps_per_epoch, shape.epochs);
+        let participation = mechanism.participation();
+        let b = participation.min_sep();
         let clip_norm = p
             .clip_norm
             .ok_or_else(|| cfg("privacy.clip_norm", "is required in private mode"))?;
         let delta = p
             .delta
             .ok_or_else(|| cfg("privacy.delta", "is required in private mode"))?;
-        let workload = Workload::from_schedule(
-            schedule,
-            config.training.momentum,
-            config.training.weight_decay,
-        )
-        .map_err(|e| cfg("training", e.to_string()))?;
-        let participation =
-            Participation::new(n, Some(b), k).map_err(|e| cfg("training.epochs", e.to_string()))?;
-        let c = strategy(&p.method, p.band, &workload, schedule, participation)?;
+        let c = mechanism.factorize().map_err(|e| config.field_error(e))?.c;
         let sens =
             sensitivity(&c, participation).map_err(|e| cfg("privacy.method", e.to_string()))?;
         let mut warnings = Vec::new();

@@ -151,6 +151,11 @@ pub fn model_bytes(model: &dyn DpModel) -> Result<Vec<u8>> {
     safetensors::serialize(views, Some(meta)).map_err(|e| other("model.safetensors", e))
 }
 
+/// Whether `dir` holds a completed run's release (`release.json`).
+pub fn is_released(dir: &Path) -> bool {
+    dir.join(RELEASE_FILE).exists()
+}
+
 /// Writes `model.safetensors` and `release.json` into `dir` (private, atomic).
 pub fn write_release(dir: &Path, model: &dyn DpModel, summary: &Summary) -> Result<()> {
     crate::store::atomic_write(&dir.join(MODEL_FILE), &model_bytes(model)?)?;

@@ -1,5 +1,15 @@
 //! The training workload W as a structured operator (MATH.md §1).
 //!
+//! ```
+//! use lrmf_workload::Workload;
+//!
+//! // Constant rate, momentum μ = 0.5, no weight decay: W[t, j] = Σ_{m=j}^{t} 0.5^{m−j}.
+//! let w = Workload::new(vec![1.0; 8], 0.5, 1.0)?;
+//! assert_eq!(w.entry(2, 0), 1.0 + 0.5 + 0.25);
+//! assert_eq!(w.toeplitz_series(3), vec![1.0, 1.5, 1.75]);
+//! # Ok::<(), lrmf_workload::WorkloadError>(())
+//! ```
+//!
 //! SGD with schedule χ, heavy-ball momentum μ (`m_t = μ m_{t−1} + g_t`) and multiplicative weight
 //! decay λ (`θ_t = λ θ_{t−1} − η χ_t m_t`) gives `θ_t − λ^t θ_0 = −η (W G)_t` with
 //!
@@ -28,6 +38,46 @@ pub enum WorkloadError {
     },
 }
 
+/// Checks the rates χ: every one finite and > 0 (the one place this rule lives; the optimizer
+/// of `lrmf-train` calls it too).
+pub fn check_rates(chi: &[f64]) -> Result<(), WorkloadError> {
+    match chi.iter().position(|c| !(c.is_finite() && *c > 0.0)) {
+        Some(t) => Err(WorkloadError::Invalid {
+            flag: "schedule",
+            message: format!(
+                "rate at step {t} is {}; rates must be finite and > 0",
+                chi[t]
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Checks the heavy-ball momentum: μ ∈ [0, 1) (the one place this rule lives).
+pub fn check_momentum(momentum: f64) -> Result<(), WorkloadError> {
+    if momentum.is_finite() && (0.0..1.0).contains(&momentum) {
+        Ok(())
+    } else {
+        Err(WorkloadError::Invalid {
+            flag: "momentum",
+            message: format!("{momentum} is outside [0, 1)"),
+        })
+    }
+}
+
+/// Checks the multiplicative weight decay of `θ ← λθ − ηχm`: λ ∈ (0, 1], 1 = no decay (the one
+/// place this rule lives).
+pub fn check_weight_decay(weight_decay: f64) -> Result<(), WorkloadError> {
+    if weight_decay.is_finite() && weight_decay > 0.0 && weight_decay <= 1.0 {
+        Ok(())
+    } else {
+        Err(WorkloadError::Invalid {
+            flag: "weight-decay",
+            message: format!("{weight_decay} is outside (0, 1] (λ of θ ← λθ − ηχm; 1 = no decay)"),
+        })
+    }
+}
+
 /// The workload `W = Toep(λ^k)·diag(χ)·Toep(μ^k)` of n steps.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Workload {
@@ -47,27 +97,9 @@ impl Workload {
                 message: "the number of steps must be ≥ 1".into(),
             });
         }
-        if let Some(t) = chi.iter().position(|c| !(c.is_finite() && *c > 0.0)) {
-            return Err(WorkloadError::Invalid {
-                flag: "schedule",
-                message: format!(
-                    "rate at step {t} is {}; rates must be finite and > 0",
-                    chi[t]
-                ),
-            });
-        }
-        if !(momentum.is_finite() && (0.0..1.0).contains(&momentum)) {
-            return Err(WorkloadError::Invalid {
-                flag: "momentum",
-                message: format!("{momentum} is outside [0, 1)"),
-            });
-        }
-        if !(weight_decay.is_finite() && weight_decay > 0.0 && weight_decay <= 1.0) {
-            return Err(WorkloadError::Invalid {
-                flag: "weight-decay",
-                message: format!("{weight_decay} is outside (0, 1]"),
-            });
-        }
+        check_rates(&chi)?;
+        check_momentum(momentum)?;
+        check_weight_decay(weight_decay)?;
         Ok(Self {
             chi,
             momentum,

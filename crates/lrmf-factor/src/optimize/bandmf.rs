@@ -14,11 +14,11 @@
 //! Per evaluation: O(n²·p) time — `Y = Bᵀ = C⁻ᵀWᵀ` and `Z = C⁻¹(Y·diag(ω))` by banded
 //! substitutions over whole rows (contiguous axpys), then n·p dot products: about 1.5·n²·p
 //! multiply-adds for either objective, in parallel over fixed blocks of B's columns — and
-//! O(n²/2) memory (Y), hence n ≤ [`MAX_DENSE_N`].
+//! O(n²/2) memory (Y), hence n ≤ [`MAX_DENSE_N`](crate::MAX_DENSE_N).
 
 use super::{Agg, Eval, best_of, dot, run, true_log_agg, warm_starts};
-use crate::error::invalid;
-use crate::{FactorError, FactorSpec, Factorization, MAX_DENSE_N, Method, OptimizeInfo};
+use crate::error::{Field, invalid};
+use crate::{FactorError, FactorSpec, Factorization, Method, OptimizeInfo};
 use lrmf_linalg::{BandedLower, LowerTriangular};
 use lrmf_privacy::Participation;
 use lrmf_workload::Workload;
@@ -257,8 +257,8 @@ fn toeplitz_as_banded(
 }
 
 /// BandMF for `spec` (`Bandmf` optimizes on `w.constant_rate()`, `LrBandmf` on `w`), warm-started
-/// from the best of bsr and lr-bsr (as given and column-normalized). Errors when k > 1 and
-/// p > b: the exact sensitivity √k needs p ≤ min-sep.
+/// from the best of bsr and lr-bsr (as given and column-normalized). [`FactorSpec::check`] has
+/// refused k > 1 with p > b (the exact sensitivity √k needs p ≤ min-sep) and n > its limit.
 pub(crate) fn factorize(
     spec: &FactorSpec,
     w: &Workload,
@@ -267,25 +267,6 @@ pub(crate) fn factorize(
 ) -> Result<Factorization, FactorError> {
     let start = Instant::now();
     let n = w.n();
-    if n > MAX_DENSE_N {
-        return Err(invalid(
-            "n",
-            format!(
-                "{} optimizes in O(n²·p) time and O(n²) memory per iteration: n = {n} exceeds its limit {MAX_DENSE_N} (bandinv has no such limit)",
-                spec.method
-            ),
-        ));
-    }
-    if part.k() > 1 && p > part.min_sep() {
-        return Err(invalid(
-            "band",
-            format!(
-                "{} needs band p ≤ min-sep b when k > 1 (its exact sensitivity √k holds only then); got p = {p} > b = {}",
-                spec.method,
-                part.min_sep()
-            ),
-        ));
-    }
     let w_opt = if spec.method == Method::LrBandmf {
         w.clone()
     } else {
@@ -309,7 +290,7 @@ pub(crate) fn factorize(
     let normalized_starts: Vec<Factorization> = candidates.iter().step_by(2).cloned().collect();
     let (i, _) = best_of(&w_opt, &normalized_starts, part, spec.objective)?;
     let LowerTriangular::Banded(x0) = &normalized_starts[i].c else {
-        return Err(invalid("method", "bandmf: a warm start is not banded"));
+        return Err(invalid(Field::Method, "bandmf: a warm start is not banded"));
     };
     let k = part.k();
     let found = run(

@@ -38,7 +38,7 @@
 
 use super::blt_bfgs::{BfgsSettings, minimize};
 use crate::Objective;
-use crate::error::{FactorError, invalid};
+use crate::error::{FactorError, Field, invalid};
 use lrmf_linalg::BltMatrix;
 use lrmf_privacy::Participation;
 use lrmf_workload::Workload;
@@ -523,14 +523,8 @@ pub(crate) fn optimize_blt(
     target: &[f64],
     extra: Option<&BltFit>,
 ) -> Result<BltFit, FactorError> {
+    // FactorSpec::check has refused buffers outside 1..=MAX_BUFFERS and n > MAX_BLT_N.
     let n = w.n();
-    check_buffers(buffers)?;
-    if n > MAX_BLT_N {
-        return Err(invalid(
-            "n",
-            format!("the BLT optimizer takes n ≤ {MAX_BLT_N}, got {n}"),
-        ));
-    }
     let mut loss = BltLoss::new(w, p);
     let simplex = loss.k > 1;
     let (lo, hi) = match buffers {
@@ -580,7 +574,7 @@ pub(crate) fn optimize_blt(
 pub(crate) fn check_buffers(buffers: Option<usize>) -> Result<(), FactorError> {
     match buffers {
         Some(d) if d == 0 || d > MAX_BUFFERS => Err(invalid(
-            "buffers",
+            Field::Buffers,
             format!("{d} is outside 1..={MAX_BUFFERS}"),
         )),
         _ => Ok(()),

@@ -24,7 +24,7 @@
 //!
 //! Cost per iteration: one symmetric eigendecomposition and one n×n product, O(n³); memory O(n²).
 
-use crate::error::{FactorError, invalid};
+use crate::error::{FactorError, Field, invalid};
 use faer::{Mat, Side};
 use lrmf_linalg::{DenseLower, LinearOperator};
 use lrmf_workload::Workload;
@@ -65,9 +65,12 @@ fn eval(g: &Mat<f64>, u: &[f64]) -> Result<Eval, FactorError> {
     let n = u.len();
     let sv: Vec<f64> = u.iter().map(|x| (0.5 * x).exp()).collect();
     let m = Mat::from_fn(n, n, |i, j| sv[i] * g[(i, j)] * sv[j]);
-    let evd = m
-        .self_adjoint_eigen(Side::Lower)
-        .map_err(|e| invalid("n", format!("eigendecomposition did not converge: {e:?}")))?;
+    let evd = m.self_adjoint_eigen(Side::Lower).map_err(|e| {
+        invalid(
+            Field::Steps,
+            format!("eigendecomposition did not converge: {e:?}"),
+        )
+    })?;
     let q = evd.U();
     let lam: Vec<f64> = evd
         .S()
@@ -190,7 +193,7 @@ fn reversed_cholesky(x: &Mat<f64>) -> Result<DenseLower, FactorError> {
     let jxj = Mat::from_fn(n, n, |i, j| x[(n - 1 - i, n - 1 - j)]);
     let llt = jxj.llt(Side::Lower).map_err(|e| {
         invalid(
-            "n",
+            Field::Steps,
             format!("the optimal X is not positive definite: {e:?}"),
         )
     })?;

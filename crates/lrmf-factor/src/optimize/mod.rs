@@ -191,7 +191,9 @@ pub(crate) fn best_of(
         }
     }
     best.ok_or_else(|| {
-        last_err.unwrap_or_else(|| crate::error::invalid("method", "no candidate strategy"))
+        last_err.unwrap_or_else(|| {
+            crate::error::invalid(crate::error::Field::Method, "no candidate strategy")
+        })
     })
 }
 

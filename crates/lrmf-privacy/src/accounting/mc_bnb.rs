@@ -38,7 +38,7 @@
 //! shifts every bin's signal further into the tail, and are weighted by the likelihood ratio
 //! W = dP/dProp = e^L / (dProp/dQ), dProp/dQ = (1/b) Σ_i exp((1+λ)a_i − λ(1+λ)n_i), with
 //! a_i = (⟨v_i, y⟩ − ‖v_i‖²/2)/z² and n_i = ‖v_i‖²/(2z²) (the same b inner products). Then
-//! X = W·(1 − e^{ε−L})₊ has E_Prop[X] = δ_remove(ε) exactly. **Range:** by the power-mean
+//! X = W·(1 − e^{ε−L})₊ has E_Prop\[X\] = δ_remove(ε) exactly. **Range:** by the power-mean
 //! inequality (1/b)Σ e^{(1+λ)a_i} ≥ ((1/b)Σ e^{a_i})^{1+λ} = e^{(1+λ)L}, so with
 //! κ = λ(1+λ)·max_i n_i, W ≤ e^{κ − λL}; maximising e^{κ−λL}(1 − e^{ε−L}) over L > ε gives
 //! 0 ≤ X ≤ M(ε) = e^{κ−λε}·λ^λ/(1+λ)^{1+λ}, a proved bound for every y (not just the samples

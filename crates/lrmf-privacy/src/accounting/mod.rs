@@ -560,7 +560,7 @@ impl AccountingPlan {
     /// sens(C).
     ///
     /// # Privacy contract
-    /// The value the plan was built with (from [`crate::sensitivity`], never below the true
+    /// The value the plan was built with (from [`crate::sensitivity()`], never below the true
     /// sensitivity); every noise std of the plan is `z ·` this.
     pub fn sensitivity(&self) -> f64 {
         self.sensitivity
