@@ -2,16 +2,15 @@
 //! gradient (`clip = None`) against the private one (per-example clipping, `clip = Some(1.0)`),
 //! in s/step and images/s.
 //!
-//! Run: `cargo bench -p lrmf-benches --bench train_step`. Goal (2-core machine): private step
-//! ≤ 1.5× the non-private step (aim 1.2×). Reference points measured on the same machine:
-//! PyTorch CPU ≈ 1.0 s/step, Opacus 1.6.0 ≈ 2.7 s (hooks) and ≈ 2.15 s (ghost clipping)
-//! (`scripts/opacus_bench.py`).
+//! Run: `cargo bench -p lrmf-benches --bench train_step`; the side-by-side comparison with
+//! PyTorch and Opacus is `cargo xtask bench-train --python PATH` (table in docs/RESULTS.md).
 //!
-//! Measured 2026-11-29 on the 2-core build machine while other builds kept the load average at
-//! 6–8 (so absolute times are inflated; the ratio is the meaningful number): plain CNN
-//! 2.78 s/step (92 images/s) non-private, 3.53 s/step (72 images/s) private (1.27×); with
-//! group norm 3.30 s (78 images/s) and 3.52 s (73 images/s) (1.07×). CPU time per step
-//! (load-independent): ≈ 1.7–2.2 s non-private, ratio 1.16–1.30×.
+//! Before/after the AVX-512 gemm, the resident step buffers and the vectorised group norm, measured
+//! 2026-12-02 on the 2-core build machine with both builds run alternately under the same load
+//! (load average 9–10 from other builds, so CPU seconds per step are the comparable number;
+//! `cargo xtask bench-train --steps 2` from the old and the new tree): plain CNN non-private
+//! 2.88 → 1.86–1.93 CPU s, private 3.30–3.60 → 2.17–2.29; with group norm non-private
+//! 3.52–3.61 → 2.12 (after the group-norm change), private 4.39–4.47 → 2.49–2.67.
 
 use std::hint::black_box;
 use std::time::Duration;
