@@ -5,6 +5,7 @@
 mod accuracy;
 mod errors;
 mod eval;
+mod memory;
 mod plot;
 mod report;
 mod run;
@@ -203,7 +204,7 @@ fn repro(a: ReproArgs) -> Result<()> {
         .unwrap_or(1) as f64;
     let jobs_single = errors::single_epoch_jobs(scale);
     let jobs_bands = errors::band_jobs(scale);
-    let jobs_memory = errors::memory_jobs(scale);
+    let jobs_memory = memory::memory_jobs(scale);
     let mut est = 0.0;
     for p in &parts {
         est += match p.as_str() {
@@ -294,8 +295,8 @@ fn repro(a: ReproArgs) -> Result<()> {
             "memory" => Some(eval::run_all(
                 "3 memory",
                 &jobs_memory,
-                errors::memory_extra,
-                &errors::memory_header(),
+                memory::memory_extra,
+                &memory::memory_header(),
                 &stop,
             )?),
             "accuracy" => {
@@ -321,7 +322,7 @@ fn repro(a: ReproArgs) -> Result<()> {
         plots.extend(errors::plot_bands(&t, &rd.path)?);
     }
     if let Some(t) = rd.table("memory")? {
-        plots.extend(errors::plot_memory(&t, &rd.path)?);
+        plots.extend(memory::plot_memory(&t, &rd.path)?);
     }
     let md = report::markdown(&rd, &meta, &|f| f.to_string())?;
     run::write_atomic(&rd.file("REPORT.md"), md.as_bytes())?;
