@@ -1,13 +1,15 @@
-//! Experiments 1–3, the error study: single-epoch error vs n, multi-epoch error vs band, and
-//! noise-state memory vs error. Each builds its configurations, evaluates them through
-//! [`crate::eval`] (the `lrmf errors` code path), and turns the finished CSV into plots and a
-//! report section.
+//! Experiments 1–2 of the error study: single-epoch error vs n and multi-epoch error vs band
+//! (experiment 3, memory vs error, is [`crate::memory`]). Each builds its configurations from
+//! [`Method`]'s predicates, evaluates them through [`crate::eval`] (the `lrmf errors` code path),
+//! and turns the finished CSV into plots and a report section; the row parsing here serves all
+//! three.
 
 use crate::eval::{self, LOWER_BOUND, args};
 use crate::plot::{self, Panel, Series, Style, color_of};
 use crate::table::Table;
 use anyhow::Result;
 use lrmf_cli::StrategyArgs;
+use lrmf_factor::{MAX_BLT_N, MAX_DENSE_OPT_N, Method};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -15,26 +17,31 @@ use std::path::{Path, PathBuf};
 pub const SCHEDULES: [&str; 4] = ["exponential", "cosine", "linear", "polynomial"];
 /// Final-over-initial learning rates β of experiment 1.
 pub const DECAYS: [f64; 3] = [0.5, 0.1, 0.01];
-/// Banded methods of experiments 2–3.
-pub const BANDED: [&str; 4] = ["bsr", "lr-bsr", "bisr", "lr-bisr"];
-/// Optimized banded methods of experiment 2 (w/ and w/o LRS; bandmf only for p ≤ b).
-pub const OPTIMIZED_BANDED: [&str; 4] = ["bandmf", "lr-bandmf", "bandinv", "lr-bandinv"];
-/// Every method of the band study.
-pub const BAND_STUDY: [&str; 8] = [
-    "bsr",
-    "lr-bsr",
-    "bisr",
-    "lr-bisr",
-    "bandmf",
-    "lr-bandmf",
-    "bandinv",
-    "lr-bandinv",
-];
 /// Steps per epoch b of experiments 2–3.
 pub const MIN_SEPS: [usize; 2] = [64, 256];
 /// β of experiment 2: 0.1 (schedule matters) and 1.0 (constant rate: lr- methods must equal
 /// their schedule-blind versions).
 pub const BAND_DECAYS: [f64; 2] = [0.1, 1.0];
+
+/// True for blt and lr-blt (d buffers: constant memory without a band).
+pub fn is_blt(m: Method) -> bool {
+    m.plain() == Method::Blt
+}
+
+/// Methods of experiment 1: every method without a band (identity, sqrt, lr-sqrt, dense-sqrt,
+/// blt, lr-blt, dense-opt, lr-dense-opt), in [`Method::ALL`]'s order.
+pub fn single_epoch_methods() -> Vec<Method> {
+    Method::ALL.into_iter().filter(|m| !m.is_banded()).collect()
+}
+
+/// Methods of experiment 2 besides DP-SGD: every banded method (closed forms and optimized, w/o
+/// and w/ LRS) and BLT (w/o and w/ LRS, d chosen automatically).
+pub fn band_study_methods() -> Vec<Method> {
+    Method::ALL
+        .into_iter()
+        .filter(|&m| m.is_banded() || is_blt(m))
+        .collect()
+}
 
 /// Size limits of one mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +57,17 @@ pub struct Scale {
     /// Largest n of the optimized banded methods in experiment 2 (bandmf is O(n²·p) per
     /// optimizer iteration).
     pub max_n_optimized: usize,
+    /// Largest n of blt / lr-blt in experiment 1 (O(n·d²) per objective evaluation, a few
+    /// hundred evaluations per d).
+    pub max_n_blt: usize,
+    /// Largest n of dense-opt / lr-dense-opt in experiment 1 (O(n³) per iteration).
+    pub max_n_dense_opt: usize,
+    /// Experiment 3: BLT with d = 1 … `max_buffers`.
+    pub max_buffers: usize,
+    /// Experiment 3: n of the single-participation setting (where dense-opt runs).
+    pub memory_single_n: usize,
+    /// Experiment 3: largest n of bandmf / lr-bandmf.
+    pub max_n_memory_bandmf: usize,
 }
 
 impl Scale {
@@ -60,6 +78,11 @@ impl Scale {
         max_n_cubic: 1 << 11,
         epochs: &[4, 16],
         max_n_optimized: 1024,
+        max_n_blt: 1 << 10,
+        max_n_dense_opt: 512,
+        max_buffers: 4,
+        memory_single_n: 256,
+        max_n_memory_bandmf: 256,
     };
     /// The full mode (`--full`).
     pub const FULL: Scale = Scale {
@@ -68,26 +91,42 @@ impl Scale {
         max_n_cubic: lrmf_factor::MAX_DENSE_N,
         epochs: &[4, 16, 64],
         max_n_optimized: 4096,
+        max_n_blt: 1 << 14,
+        max_n_dense_opt: MAX_DENSE_OPT_N,
+        max_buffers: 8,
+        memory_single_n: 1024,
+        max_n_memory_bandmf: 1024,
     };
+
+    /// Largest n of `m` in experiment 1 on `schedule` (0: not run).
+    pub fn single_epoch_max_n(&self, m: Method, schedule: &str) -> usize {
+        match m {
+            Method::Sqrt | Method::LrSqrt if schedule != "exponential" => self.max_n_quadratic,
+            Method::DenseSqrt => self.max_n_cubic,
+            Method::Blt | Method::LrBlt => self.max_n_blt.min(MAX_BLT_N),
+            Method::DenseOpt | Method::LrDenseOpt => self.max_n_dense_opt.min(MAX_DENSE_OPT_N),
+            m if m.is_banded() => 0,
+            _ => self.max_n,
+        }
+    }
 }
 
-/// Configurations of experiment 1: n = 2⁶ … 2²⁰ for every schedule and β; identity always,
-/// sqrt/lr-sqrt up to the quadratic cap (no cap for exponential), dense-sqrt and the lower
-/// bound up to the cubic cap.
+/// Configurations of experiment 1: n = 2⁶ … 2²⁰ for every schedule and β; each method of
+/// [`single_epoch_methods`] up to [`Scale::single_epoch_max_n`] (identity always, sqrt/lr-sqrt
+/// up to the quadratic cap except for the exponential schedule, dense-sqrt up to the cubic cap,
+/// BLT and the dense optimum up to theirs), the lower bound up to the cubic cap.
 pub fn single_epoch_jobs(s: Scale) -> Vec<StrategyArgs> {
     let mut jobs = Vec::new();
     for sched in SCHEDULES {
         for beta in DECAYS {
             let mut n = 64;
             while n <= s.max_n {
-                jobs.push(args(sched, beta, n, "identity", None, None, 1));
-                if sched == "exponential" || n <= s.max_n_quadratic {
-                    for m in ["sqrt", "lr-sqrt"] {
-                        jobs.push(args(sched, beta, n, m, None, None, 1));
+                for m in single_epoch_methods() {
+                    if n <= s.single_epoch_max_n(m, sched) {
+                        jobs.push(args(sched, beta, n, m.name(), None, None, 1));
                     }
                 }
                 if n <= s.max_n_cubic {
-                    jobs.push(args(sched, beta, n, "dense-sqrt", None, None, 1));
                     jobs.push(args(sched, beta, n, LOWER_BOUND, None, None, 1));
                 }
                 n *= 2;
@@ -108,8 +147,27 @@ pub fn bands(b: usize, n: usize) -> Vec<usize> {
     v
 }
 
+/// The bands at which `m` runs in experiment 2 for `k·b = n` steps (`[None]`: once, without a
+/// band): the closed-form banded methods at every band of [`bands`]; bandinv and bandmf for
+/// n ≤ [`Scale::max_n_optimized`], bandmf only at p ≤ b (column-normalized banded C has its
+/// exact sensitivity only there); BLT once (d automatic) for n ≤ [`MAX_BLT_N`].
+pub fn band_study_bands(s: Scale, m: Method, b: usize, n: usize) -> Vec<Option<usize>> {
+    match m {
+        Method::Blt | Method::LrBlt if n <= MAX_BLT_N => vec![None],
+        m if !m.is_banded() => vec![],
+        m if m.is_optimized() && n > s.max_n_optimized => vec![],
+        Method::Bandmf | Method::LrBandmf => bands(b, n)
+            .into_iter()
+            .filter(|&p| p <= b)
+            .map(Some)
+            .collect(),
+        _ => bands(b, n).into_iter().map(Some).collect(),
+    }
+}
+
 /// Configurations of experiment 2 (exponential schedule, n = k·b, k participations at
-/// min-separation b): DP-SGD and each banded method at every band, for β ∈ {0.1, 1}.
+/// min-separation b): DP-SGD and each method of [`band_study_methods`] at its bands
+/// ([`band_study_bands`]), for β ∈ {0.1, 1}.
 pub fn band_jobs(s: Scale) -> Vec<StrategyArgs> {
     let mut jobs = Vec::new();
     for &k in s.epochs {
@@ -117,64 +175,15 @@ pub fn band_jobs(s: Scale) -> Vec<StrategyArgs> {
             for beta in BAND_DECAYS {
                 let n = k * b;
                 jobs.push(args("exponential", beta, n, "identity", None, Some(b), k));
-                for m in BANDED {
-                    for p in bands(b, n) {
-                        jobs.push(args("exponential", beta, n, m, Some(p), Some(b), k));
-                    }
-                }
-                if n <= s.max_n_optimized {
-                    for m in OPTIMIZED_BANDED {
-                        // Column-normalized banded C has its exact sensitivity only for p ≤ b.
-                        for p in bands(b, n)
-                            .into_iter()
-                            .filter(|&p| !m.ends_with("bandmf") || p <= b)
-                        {
-                            jobs.push(args("exponential", beta, n, m, Some(p), Some(b), k));
-                        }
+                for m in band_study_methods() {
+                    for p in band_study_bands(s, m, b, n) {
+                        jobs.push(args("exponential", beta, n, m.name(), p, Some(b), k));
                     }
                 }
             }
         }
     }
     jobs
-}
-
-/// Configurations of experiment 3: the experiment-2 settings at β = 0.1, plus sqrt and
-/// lr-sqrt (full-history noise).
-pub fn memory_jobs(s: Scale) -> Vec<StrategyArgs> {
-    let mut jobs = Vec::new();
-    for &k in s.epochs {
-        for b in MIN_SEPS {
-            let n = k * b;
-            for m in ["identity", "sqrt", "lr-sqrt"] {
-                jobs.push(args("exponential", 0.1, n, m, None, Some(b), k));
-            }
-            for m in BANDED {
-                for p in bands(b, n) {
-                    jobs.push(args("exponential", 0.1, n, m, Some(p), Some(b), k));
-                }
-            }
-        }
-    }
-    jobs
-}
-
-/// Rows of noise state a method keeps per model parameter (f32 each), as the noise crate's
-/// streaming generator keeps them (`lrmf_noise::state_rows`): identity 0, bsr p − 1, bisr p,
-/// sqrt / lr-sqrt / dense-sqrt n. 0 when the configuration does not factorize.
-pub fn state_rows(a: &StrategyArgs) -> usize {
-    a.factorize()
-        .map(|(_, f)| lrmf_noise::state_rows(&f.c))
-        .unwrap_or(0)
-}
-
-/// The extra columns of experiment 3.
-pub const MEMORY_EXTRA: [&str; 2] = ["state_rows", "bytes_per_param"];
-
-/// `state_rows` and `4·state_rows` bytes per parameter (f32).
-pub fn memory_extra(a: &StrategyArgs, _row: &[String]) -> Vec<String> {
-    let r = state_rows(a);
-    vec![r.to_string(), (4 * r).to_string()]
 }
 
 /// Four significant digits for the report.
@@ -191,7 +200,7 @@ pub fn sig(x: f64) -> String {
 }
 
 /// n as a power of two (`2^k`) when it is one.
-fn pow2(n: usize) -> String {
+pub(crate) fn pow2(n: usize) -> String {
     if n.is_power_of_two() {
         format!("2^{}", n.trailing_zeros())
     } else {
@@ -199,23 +208,68 @@ fn pow2(n: usize) -> String {
     }
 }
 
-/// Parsed error row.
+/// Parsed error row (experiments 1–3).
 #[derive(Debug, Clone)]
-struct Row {
-    schedule: String,
-    beta: f64,
-    n: usize,
-    min_sep: Option<usize>,
-    k: usize,
-    method: String,
-    band: Option<usize>,
-    max_se: f64,
-    mean_se: f64,
-    bytes: Option<f64>,
+pub(crate) struct Row {
+    pub schedule: String,
+    pub beta: f64,
+    pub n: usize,
+    pub min_sep: Option<usize>,
+    pub k: usize,
+    pub method: String,
+    pub band: Option<usize>,
+    pub max_se: f64,
+    pub mean_se: f64,
+    /// Bytes of noise state per parameter (experiment 3 only).
+    pub bytes: Option<f64>,
+    /// BLT buffers d (absent in CSVs written before the column existed).
+    pub buffers: Option<usize>,
 }
 
-fn rows(t: &Table) -> Result<Vec<Row>> {
-    let has_bytes = t.col("bytes_per_param").is_ok();
+impl Row {
+    /// MaxSE or MeanSE.
+    pub fn metric(&self, m: Metric) -> f64 {
+        match m {
+            Metric::MaxSe => self.max_se,
+            Metric::MeanSe => self.mean_se,
+        }
+    }
+
+    /// The method's size parameter for tables: `p` of banded methods, `d = …` of BLT, — else.
+    pub fn size(&self) -> String {
+        match (self.band, self.buffers) {
+            (Some(p), _) => p.to_string(),
+            (None, Some(d)) => format!("d = {d}"),
+            (None, None) => "—".into(),
+        }
+    }
+}
+
+/// The two error measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// `sens(C)·max_t ‖B[t, :]‖₂`.
+    MaxSe,
+    /// `sens(C)·‖B‖_F/√n`.
+    MeanSe,
+}
+
+impl Metric {
+    /// Both, MaxSE first.
+    pub const BOTH: [Metric; 2] = [Metric::MaxSe, Metric::MeanSe];
+
+    /// `MaxSE` or `MeanSE`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Metric::MaxSe => "MaxSE",
+            Metric::MeanSe => "MeanSE",
+        }
+    }
+}
+
+pub(crate) fn rows(t: &Table) -> Result<Vec<Row>> {
+    let has = |c: &str| t.col(c).is_ok();
+    let (has_bytes, has_buffers) = (has("bytes_per_param"), has("buffers"));
     t.rows
         .iter()
         .map(|r| {
@@ -234,14 +288,24 @@ fn rows(t: &Table) -> Result<Vec<Row>> {
                 } else {
                     None
                 },
+                buffers: if has_buffers {
+                    t.opt_num(r, "buffers")?.map(|v| v as usize)
+                } else {
+                    None
+                },
             })
         })
         .collect()
 }
 
-const SINGLE_METHODS: [&str; 5] = ["identity", "sqrt", "lr-sqrt", "dense-sqrt", LOWER_BOUND];
+/// The curves of experiment 1: [`single_epoch_methods`] and the lower bound.
+fn single_curves() -> Vec<&'static str> {
+    let mut v: Vec<&str> = single_epoch_methods().iter().map(|m| m.name()).collect();
+    v.push(LOWER_BOUND);
+    v
+}
 
-fn label(m: &str) -> String {
+pub(crate) fn label(m: &str) -> String {
     match m {
         "identity" => "identity (DP-SGD)".into(),
         LOWER_BOUND => "lower bound ‖W‖*/n".into(),
@@ -250,31 +314,25 @@ fn label(m: &str) -> String {
 }
 
 /// Plots of experiment 1: one figure per schedule, MaxSE (top) and MeanSE (bottom) vs n for
-/// each β.
+/// each β; the legend is in the first panel.
 pub fn plot_single_epoch(t: &Table, dir: &Path) -> Result<Vec<PathBuf>> {
     let rs = rows(t)?;
     let mut files = Vec::new();
     for sched in SCHEDULES {
         let mut panels = Vec::new();
-        for metric in ["MaxSE", "MeanSE"] {
+        for metric in Metric::BOTH {
             for beta in DECAYS {
-                let series = SINGLE_METHODS
-                    .iter()
+                let first = panels.is_empty();
+                let series = single_curves()
+                    .into_iter()
                     .map(|m| Series {
-                        label: label(m),
+                        label: if first { label(m) } else { String::new() },
                         points: rs
                             .iter()
-                            .filter(|r| r.schedule == sched && r.beta == beta && r.method == *m)
-                            .map(|r| {
-                                let y = if metric == "MaxSE" {
-                                    r.max_se
-                                } else {
-                                    r.mean_se
-                                };
-                                (r.n as f64, y)
-                            })
+                            .filter(|r| r.schedule == sched && r.beta == beta && r.method == m)
+                            .map(|r| (r.n as f64, r.metric(metric)))
                             .collect(),
-                        style: if *m == LOWER_BOUND {
+                        style: if m == LOWER_BOUND {
                             Style::Dashed
                         } else {
                             Style::Line
@@ -283,9 +341,9 @@ pub fn plot_single_epoch(t: &Table, dir: &Path) -> Result<Vec<PathBuf>> {
                     })
                     .collect();
                 panels.push(Panel {
-                    title: format!("{metric}, {sched}, β = {beta}"),
+                    title: format!("{}, {sched}, β = {beta}", metric.name()),
                     x_label: "steps n (log)".into(),
-                    y_label: format!("{metric} (log)"),
+                    y_label: format!("{} (log)", metric.name()),
                     series,
                     legend_right: false,
                 });
@@ -310,21 +368,42 @@ pub fn paper_gap(max_se: f64, n: usize, beta: f64) -> f64 {
 pub fn report_single_epoch(t: &Table, img: &dyn Fn(&str) -> String) -> Result<String> {
     let rs = rows(t)?;
     let mut s = String::new();
-    let max_n = |m: &str, sched: &str| {
-        rs.iter()
-            .filter(|r| r.method == m && r.schedule == sched)
-            .map(|r| r.n)
-            .max()
-            .unwrap_or(0)
-    };
+    single_intro(&mut s, &rs, img)?;
+    single_table(&mut s, &rs)?;
+    paper_check(&mut s, &rs)?;
+    lr_check(&mut s, &rs, Method::LrSqrt, Metric::MaxSe)?;
     writeln!(
         s,
-        "Single participation (k = 1), n = 2^6 … 2^{}. Sizes evaluated (from the CSV): identity up to n = {}; sqrt and lr-sqrt up to n = {} for the exponential schedule and n = {} for cosine, linear and polynomial (their error goes through an O(n²) path); dense-sqrt and the lower bound ‖W‖*/n up to n = {} (O(n³)).\n",
-        max_n("identity", "exponential").trailing_zeros(),
-        pow2(max_n("identity", "exponential")),
-        pow2(max_n("lr-sqrt", "exponential")),
-        pow2(max_n("lr-sqrt", "cosine")),
-        pow2(max_n("dense-sqrt", "exponential"))
+        "\nThe optimized methods minimize MeanSE², so their lr- forms (optimized on the true workload; lr-blt also starts from the blt optimum) should have the smaller MeanSE:\n"
+    )?;
+    lr_check(&mut s, &rs, Method::LrBlt, Metric::MeanSe)?;
+    writeln!(s)?;
+    lr_check(&mut s, &rs, Method::LrDenseOpt, Metric::MeanSe)?;
+    optimum_check(&mut s, &rs)?;
+    Ok(s)
+}
+
+/// Largest n of `m` on `sched` in the CSV (0 when absent).
+fn max_n_of(rs: &[Row], m: &str, sched: &str) -> usize {
+    rs.iter()
+        .filter(|r| r.method == m && r.schedule == sched)
+        .map(|r| r.n)
+        .max()
+        .unwrap_or(0)
+}
+
+fn single_intro(s: &mut String, rs: &[Row], img: &dyn Fn(&str) -> String) -> Result<()> {
+    let top = |m: &str, sched: &str| pow2(max_n_of(rs, m, sched));
+    writeln!(
+        s,
+        "Single participation (k = 1), n = 2^6 … 2^{}. Sizes evaluated (from the CSV): identity up to n = {}; sqrt and lr-sqrt up to n = {} for the exponential schedule and n = {} for cosine, linear and polynomial (their error goes through an O(n²) path); dense-sqrt and the lower bound ‖W‖*/n up to n = {} (O(n³)); blt and lr-blt (BLT, d buffers chosen automatically) up to n = {}; dense-opt and lr-dense-opt (the optimal dense C for single participation, O(n³) per iteration) up to n = {}. The optimized methods minimize MeanSE (`--objective mean-se`): blt and dense-opt on the constant-rate workload (w/o LRS), lr-blt and lr-dense-opt on the true one (w/ LRS).\n",
+        max_n_of(rs, "identity", "exponential").trailing_zeros(),
+        top("identity", "exponential"),
+        top("lr-sqrt", "exponential"),
+        top("lr-sqrt", "cosine"),
+        top("dense-sqrt", "exponential"),
+        top("lr-blt", "exponential"),
+        top("lr-dense-opt", "exponential"),
     )?;
     for sched in SCHEDULES {
         writeln!(
@@ -333,8 +412,12 @@ pub fn report_single_epoch(t: &Table, img: &dyn Fn(&str) -> String) -> Result<St
             img(&format!("single_epoch_{sched}.png"))
         )?;
     }
-    // MaxSE table at a few n.
-    let ns: Vec<usize> = [1usize << 8, 1 << 11, 1 << 15, 1 << 20]
+    Ok(())
+}
+
+/// MaxSE table at a few n.
+fn single_table(s: &mut String, rs: &[Row]) -> Result<()> {
+    let ns: Vec<usize> = [1usize << 8, 1 << 9, 1 << 11, 1 << 15, 1 << 20]
         .into_iter()
         .filter(|n| rs.iter().any(|r| r.n == *n))
         .collect();
@@ -347,7 +430,7 @@ pub fn report_single_epoch(t: &Table, img: &dyn Fn(&str) -> String) -> Result<St
     writeln!(s, "|---|---|---|{}", "---:|".repeat(ns.len()))?;
     for sched in SCHEDULES {
         for beta in DECAYS {
-            for m in SINGLE_METHODS {
+            for m in single_curves() {
                 write!(s, "| {sched} | {beta} | {} |", label(m))?;
                 for n in &ns {
                     let v = rs.iter().find(|r| {
@@ -359,22 +442,26 @@ pub fn report_single_epoch(t: &Table, img: &dyn Fn(&str) -> String) -> Result<St
             }
         }
     }
-    // Paper check.
+    Ok(())
+}
+
+/// The paper's exponential claim: d(n) bounded over n.
+fn paper_check(s: &mut String, rs: &[Row]) -> Result<()> {
     writeln!(
         s,
         "\n**Check of the paper's exponential result.** d(n) = MaxSE(lr-sqrt) − (1/π)·ln(n / (2 ln(1/β))) for the exponential schedule:\n"
     )?;
-    let exp_ns: Vec<usize> = {
-        let mut v: Vec<usize> = rs
-            .iter()
-            .filter(|r| r.schedule == "exponential" && r.method == "lr-sqrt")
-            .map(|r| r.n)
-            .filter(|n| n.trailing_zeros() % 2 == 0)
-            .collect();
-        v.sort();
-        v.dedup();
-        v
+    let lr_sqrt = |beta: f64| {
+        rs.iter()
+            .filter(move |r| r.schedule == "exponential" && r.beta == beta && r.method == "lr-sqrt")
     };
+    let mut exp_ns: Vec<usize> = DECAYS
+        .iter()
+        .flat_map(|&b| lr_sqrt(b).map(|r| r.n))
+        .filter(|n| n.trailing_zeros() % 2 == 0)
+        .collect();
+    exp_ns.sort();
+    exp_ns.dedup();
     write!(s, "| β |")?;
     for n in &exp_ns {
         write!(s, " {} |", pow2(*n))?;
@@ -383,27 +470,14 @@ pub fn report_single_epoch(t: &Table, img: &dyn Fn(&str) -> String) -> Result<St
     writeln!(s, "|---|{}---|", "---:|".repeat(exp_ns.len()))?;
     for beta in DECAYS {
         write!(s, "| {beta} |")?;
-        let gap = |n: usize| {
-            rs.iter()
-                .find(|r| {
-                    r.schedule == "exponential"
-                        && r.beta == beta
-                        && r.method == "lr-sqrt"
-                        && r.n == n
-                })
-                .map(|r| paper_gap(r.max_se, n, beta))
-        };
         for n in &exp_ns {
-            write!(s, " {} |", gap(*n).map(sig).unwrap_or("—".into()))?;
+            let gap = lr_sqrt(beta)
+                .find(|r| r.n == *n)
+                .map(|r| paper_gap(r.max_se, r.n, beta));
+            write!(s, " {} |", gap.map(sig).unwrap_or("—".into()))?;
         }
-        let tail: Vec<f64> = rs
-            .iter()
-            .filter(|r| {
-                r.schedule == "exponential"
-                    && r.beta == beta
-                    && r.method == "lr-sqrt"
-                    && r.n >= 1024
-            })
+        let tail: Vec<f64> = lr_sqrt(beta)
+            .filter(|r| r.n >= 1024)
             .map(|r| paper_gap(r.max_se, r.n, beta))
             .collect();
         let lo = tail.iter().copied().fold(f64::INFINITY, f64::min);
@@ -415,27 +489,32 @@ pub fn report_single_epoch(t: &Table, img: &dyn Fn(&str) -> String) -> Result<St
         "\nOver the same n the term (1/π)·ln(n / (2 ln(1/β))) itself grows by ln(2^10)/π = {} (n = 2^10 → 2^20); a spread of d(n) well below that is what \"bounded\" means here.\n",
         sig((1024f64).ln() / std::f64::consts::PI)
     )?;
-    // lr-sqrt below sqrt.
+    Ok(())
+}
+
+/// Table: where `metric(lr) < metric(lr.plain())`, per schedule and β, over every n both ran.
+fn lr_check(s: &mut String, rs: &[Row], lr: Method, metric: Metric) -> Result<()> {
+    let (a, b, name) = (lr.name(), lr.plain().name(), metric.name());
     writeln!(
         s,
-        "**Where MaxSE(lr-sqrt) < MaxSE(sqrt)** (every evaluated n):\n"
+        "**Where {name}({a}) < {name}({b})** (every evaluated n):\n"
     )?;
     writeln!(s, "| schedule | β | holds at | fails at n = |")?;
     writeln!(s, "|---|---|---|---|")?;
     for sched in SCHEDULES {
         for beta in DECAYS {
-            let mut held = 0;
-            let mut total = 0;
-            let mut fails = Vec::new();
+            let (mut held, mut total, mut fails) = (0, 0, Vec::new());
+            let at = |m: &str, n: usize| {
+                rs.iter()
+                    .find(|q| q.schedule == sched && q.beta == beta && q.method == m && q.n == n)
+            };
             for r in rs
                 .iter()
-                .filter(|r| r.schedule == sched && r.beta == beta && r.method == "lr-sqrt")
+                .filter(|r| r.schedule == sched && r.beta == beta && r.method == a)
             {
-                if let Some(q) = rs.iter().find(|q| {
-                    q.schedule == sched && q.beta == beta && q.method == "sqrt" && q.n == r.n
-                }) {
+                if let Some(q) = at(b, r.n) {
                     total += 1;
-                    if r.max_se < q.max_se {
+                    if r.metric(metric) < q.metric(metric) {
                         held += 1;
                     } else {
                         fails.push(pow2(r.n));
@@ -450,11 +529,78 @@ pub fn report_single_epoch(t: &Table, img: &dyn Fn(&str) -> String) -> Result<St
             writeln!(s, "| {sched} | {beta} | {held} of {total} n | {fails} |")?;
         }
     }
-    Ok(s)
+    Ok(())
 }
 
-/// (k, b) settings present in a table, sorted.
-fn settings(rs: &[Row]) -> Vec<(usize, usize)> {
+/// lr-dense-opt is the MeanSE optimum over every C for single participation: each method's
+/// MeanSE relative to it at the largest n it ran, and where it is (not) the least.
+fn optimum_check(s: &mut String, rs: &[Row]) -> Result<()> {
+    let opt = Method::LrDenseOpt.name();
+    let n = max_n_of(rs, opt, "exponential");
+    if n == 0 {
+        return Ok(());
+    }
+    let others: Vec<&str> = single_curves().into_iter().filter(|m| *m != opt).collect();
+    writeln!(
+        s,
+        "\n**The dense optimum.** lr-dense-opt minimizes MeanSE over all strategies C for single participation on the true workload, so every method's MeanSE is at least its own, which is at least the lower bound. MeanSE / MeanSE(lr-dense-opt) at n = {} (— = not evaluated):\n",
+        pow2(n)
+    )?;
+    write!(s, "| schedule | β |")?;
+    for m in &others {
+        write!(s, " {} |", label(m))?;
+    }
+    writeln!(s, "\n|---|---|{}", "---:|".repeat(others.len()))?;
+    let find = |sched: &str, beta: f64, m: &str, n: usize| {
+        rs.iter()
+            .find(|r| r.schedule == sched && r.beta == beta && r.method == m && r.n == n)
+    };
+    let (mut held, mut total, mut fails) = (0, 0, Vec::new());
+    for sched in SCHEDULES {
+        for beta in DECAYS {
+            let Some(o) = find(sched, beta, opt, n) else {
+                continue;
+            };
+            write!(s, "| {sched} | {beta} |")?;
+            for m in &others {
+                let v = find(sched, beta, m, n).map(|r| sig(r.mean_se / o.mean_se));
+                write!(s, " {} |", v.unwrap_or("—".into()))?;
+            }
+            writeln!(s)?;
+        }
+    }
+    for o in rs.iter().filter(|r| r.method == opt) {
+        for m in others.iter().filter(|m| **m != LOWER_BOUND) {
+            if let Some(r) = find(&o.schedule, o.beta, m, o.n) {
+                total += 1;
+                if o.mean_se <= r.mean_se {
+                    held += 1;
+                } else {
+                    fails.push(format!(
+                        "{m} at {} β = {} n = {} (by {})",
+                        o.schedule,
+                        o.beta,
+                        pow2(o.n),
+                        sig(o.mean_se / r.mean_se - 1.0)
+                    ));
+                }
+            }
+        }
+    }
+    let fails = if fails.is_empty() {
+        "none".to_string()
+    } else {
+        fails.join("; ")
+    };
+    writeln!(
+        s,
+        "\nMeanSE(lr-dense-opt) ≤ MeanSE(method) holds in {held} of {total} (method, schedule, β, n) comparisons; exceptions (relative excess): {fails}."
+    )?;
+    Ok(())
+}
+
+/// (k, b) settings present in a table, sorted (b = 0: single participation).
+pub(crate) fn settings(rs: &[Row]) -> Vec<(usize, usize)> {
     let mut v: Vec<(usize, usize)> = rs.iter().map(|r| (r.k, r.min_sep.unwrap_or(0))).collect();
     v.sort();
     v.dedup();
@@ -468,65 +614,17 @@ fn best<'a>(rs: &'a [Row], k: usize, b: usize, beta: f64, method: &str) -> Optio
         .min_by(|x, y| x.max_se.total_cmp(&y.max_se).then(x.band.cmp(&y.band)))
 }
 
-/// Plots of experiment 2: per β, MaxSE vs band for each (k, b), DP-SGD dashed, best bands
-/// circled.
+/// Plots of experiment 2: per β, MaxSE vs band for each (k, b), DP-SGD and BLT (no band) as
+/// dashed levels, best bands circled; the legend is in the first panel.
 pub fn plot_bands(t: &Table, dir: &Path) -> Result<Vec<PathBuf>> {
     let rs = rows(t)?;
     let mut files = Vec::new();
     for beta in BAND_DECAYS {
-        let mut panels = Vec::new();
-        for (k, b) in settings(&rs) {
-            let sel = |m: &str| -> Vec<&Row> {
-                rs.iter()
-                    .filter(|r| r.k == k && r.min_sep == Some(b) && r.beta == beta && r.method == m)
-                    .collect()
-            };
-            let all_bands: Vec<usize> = BAND_STUDY
-                .iter()
-                .flat_map(|m| sel(m).into_iter().filter_map(|r| r.band))
-                .collect();
-            let (lo, hi) = (
-                all_bands.iter().copied().min().unwrap_or(1) as f64,
-                all_bands.iter().copied().max().unwrap_or(1) as f64,
-            );
-            let mut series = Vec::new();
-            if let Some(id) = sel("identity").first() {
-                series.push(Series {
-                    label: "DP-SGD (identity)".into(),
-                    points: vec![(lo, id.max_se), (hi, id.max_se)],
-                    style: Style::Dashed,
-                    color: color_of("identity"),
-                });
-            }
-            for m in BAND_STUDY {
-                series.push(Series {
-                    label: m.to_string(),
-                    points: sel(m)
-                        .iter()
-                        .map(|r| (r.band.unwrap_or(0) as f64, r.max_se))
-                        .collect(),
-                    style: Style::Line,
-                    color: color_of(m),
-                });
-            }
-            series.push(Series {
-                label: "best band".into(),
-                points: BAND_STUDY
-                    .iter()
-                    .filter_map(|m| best(&rs, k, b, beta, m))
-                    .map(|r| (r.band.unwrap_or(0) as f64, r.max_se))
-                    .collect(),
-                style: Style::Marker,
-                color: 3,
-            });
-            panels.push(Panel {
-                title: format!("k = {k}, b = {b}, n = {}, β = {beta}", k * b),
-                x_label: "band p (log)".into(),
-                y_label: "MaxSE (log)".into(),
-                series,
-                legend_right: false,
-            });
-        }
+        let panels: Vec<Panel> = settings(&rs)
+            .into_iter()
+            .enumerate()
+            .map(|(i, (k, b))| band_panel(&rs, k, b, beta, i == 0))
+            .collect();
         files.extend(plot::save(
             &dir.join(format!("bands_beta{beta}")),
             &format!("Multi-epoch: MaxSE vs band, exponential schedule, β = {beta}"),
@@ -537,13 +635,87 @@ pub fn plot_bands(t: &Table, dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// One panel of experiment 2's plot (setting k, b at β).
+fn band_panel(rs: &[Row], k: usize, b: usize, beta: f64, legend: bool) -> Panel {
+    let sel = |m: &str| -> Vec<&Row> {
+        rs.iter()
+            .filter(|r| r.k == k && r.min_sep == Some(b) && r.beta == beta && r.method == m)
+            .collect()
+    };
+    let name = |s: String| if legend { s } else { String::new() };
+    let methods = band_study_methods();
+    let all_bands: Vec<usize> = methods
+        .iter()
+        .flat_map(|m| sel(m.name()).into_iter().filter_map(|r| r.band))
+        .collect();
+    let lo = all_bands.iter().copied().min().unwrap_or(1) as f64;
+    let hi = all_bands.iter().copied().max().unwrap_or(1) as f64;
+    let level = |label: String, r: &Row, color: usize| Series {
+        label: name(label),
+        points: vec![(lo, r.max_se), (hi, r.max_se)],
+        style: Style::Dashed,
+        color,
+    };
+    let mut series = Vec::new();
+    if let Some(id) = sel("identity").first() {
+        series.push(level("DP-SGD (identity)".into(), id, color_of("identity")));
+    }
+    for m in &methods {
+        let rows = sel(m.name());
+        if is_blt(*m) {
+            if let Some(r) = rows.first() {
+                let l = format!("{m} (no band, d auto)");
+                series.push(level(l, r, color_of(m.name())));
+            }
+            continue;
+        }
+        series.push(Series {
+            label: name(m.to_string()),
+            points: rows
+                .iter()
+                .map(|r| (r.band.unwrap_or(0) as f64, r.max_se))
+                .collect(),
+            style: Style::Line,
+            color: color_of(m.name()),
+        });
+    }
+    series.push(Series {
+        label: name("best band".into()),
+        points: methods
+            .iter()
+            .filter(|m| m.is_banded())
+            .filter_map(|m| best(rs, k, b, beta, m.name()))
+            .map(|r| (r.band.unwrap_or(0) as f64, r.max_se))
+            .collect(),
+        style: Style::Marker,
+        color: 3,
+    });
+    Panel {
+        title: format!("k = {k}, b = {b}, n = {}, β = {beta}", k * b),
+        x_label: "band p (log)".into(),
+        y_label: "MaxSE (log)".into(),
+        series,
+        legend_right: false,
+    }
+}
+
 /// Report section of experiment 2.
 pub fn report_bands(t: &Table, img: &dyn Fn(&str) -> String) -> Result<String> {
     let rs = rows(t)?;
     let mut s = String::new();
+    let top = |m: &str| {
+        rs.iter()
+            .filter(|r| r.method == m)
+            .map(|r| r.n)
+            .max()
+            .map(|n| n.to_string())
+            .unwrap_or("— (not run)".into())
+    };
     writeln!(
         s,
-        "Exponential schedule, n = k·b steps, k participations at min-separation b (epochs), bands p = b/8 … min(8b, n) in powers of two. The optimized methods (bandmf, bandinv: w/o LRS, optimized on the constant-rate workload; lr-bandmf, lr-bandinv: w/ LRS, optimized on the true workload) minimize MeanSE (the default `--objective mean-se`), run for n ≤ 1024 in quick mode (4096 in full), bandmf only for p ≤ b; the tables rank by MaxSE, so compare their MeanSE column too. β = 1 is the constant-rate check: there the lr- methods must coincide with their plain forms.\n"
+        "Exponential schedule, n = k·b steps, k participations at min-separation b (epochs), bands p = b/8 … min(8b, n) in powers of two. The optimized methods (bandmf, bandinv, blt: w/o LRS, optimized on the constant-rate workload; lr-bandmf, lr-bandinv, lr-blt: w/ LRS, optimized on the true workload) minimize MeanSE (the default `--objective mean-se`); bandmf and bandinv run up to n = {} (from the CSV), bandmf only for p ≤ b; blt and lr-blt (no band: d buffers, chosen automatically, shown as a level in the plots) up to n = {}. The tables rank by MaxSE, so compare their MeanSE column too. β = 1 is the constant-rate check: there the lr- methods must coincide with their plain forms.\n",
+        top("lr-bandmf"),
+        top("lr-blt")
     )?;
     for beta in BAND_DECAYS {
         writeln!(
@@ -554,11 +726,11 @@ pub fn report_bands(t: &Table, img: &dyn Fn(&str) -> String) -> Result<String> {
     }
     writeln!(
         s,
-        "Best band per method (lowest MaxSE over the bands evaluated):\n"
+        "Best band per method (lowest MaxSE over the bands evaluated; BLT has no band, its d is shown):\n"
     )?;
     writeln!(
         s,
-        "| k | b | n | β | DP-SGD MaxSE | method | best p | MaxSE at best p | MeanSE at best p | MaxSE / DP-SGD |"
+        "| k | b | n | β | DP-SGD MaxSE | method | best p (or d) | MaxSE at best p | MeanSE at best p | MaxSE / DP-SGD |"
     )?;
     writeln!(s, "|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|")?;
     for (k, b) in settings(&rs) {
@@ -568,14 +740,14 @@ pub fn report_bands(t: &Table, img: &dyn Fn(&str) -> String) -> Result<String> {
             }) else {
                 continue;
             };
-            for m in BAND_STUDY {
-                if let Some(r) = best(&rs, k, b, beta, m) {
+            for m in band_study_methods() {
+                if let Some(r) = best(&rs, k, b, beta, m.name()) {
                     writeln!(
                         s,
                         "| {k} | {b} | {} | {beta} | {} | {m} | {} | {} | {} | {} |",
                         k * b,
                         sig(id.max_se),
-                        r.band.unwrap_or(0),
+                        r.size(),
                         sig(r.max_se),
                         sig(r.mean_se),
                         sig(r.max_se / id.max_se)
@@ -584,7 +756,12 @@ pub fn report_bands(t: &Table, img: &dyn Fn(&str) -> String) -> Result<String> {
             }
         }
     }
-    // Schedule-blind check at β = 1.
+    blind_check(&mut s, &rs)?;
+    Ok(s)
+}
+
+/// Schedule-blind check at β = 1: each lr- method against its plain form at equal band.
+fn blind_check(s: &mut String, rs: &[Row]) -> Result<()> {
     let mut worst: f64 = 0.0;
     let mut pairs = 0;
     for r in rs
@@ -612,102 +789,7 @@ pub fn report_bands(t: &Table, img: &dyn Fn(&str) -> String) -> Result<String> {
         s,
         "\nConstant-rate check (β = 1): over {pairs} (lr-method, method) pairs at equal band, the largest relative MaxSE difference is {worst}."
     )?;
-    Ok(s)
-}
-
-/// Plot of experiment 3: MaxSE vs bytes of noise state per parameter.
-pub fn plot_memory(t: &Table, dir: &Path) -> Result<Vec<PathBuf>> {
-    let rs = rows(t)?;
-    let mut panels = Vec::new();
-    for (k, b) in settings(&rs) {
-        let series = [
-            "identity", "sqrt", "lr-sqrt", "bsr", "lr-bsr", "bisr", "lr-bisr",
-        ]
-        .iter()
-        .map(|m| {
-            let pts: Vec<(f64, f64)> = rs
-                .iter()
-                .filter(|r| r.k == k && r.min_sep == Some(b) && r.method == *m)
-                .map(|r| (r.bytes.unwrap_or(0.0), r.max_se))
-                .collect();
-            Series {
-                label: if BANDED.contains(m) {
-                    format!("{m} (p = b/8 … 8b)")
-                } else {
-                    label(m)
-                },
-                style: if pts.len() > 1 {
-                    Style::Line
-                } else {
-                    Style::Marker
-                },
-                points: pts,
-                color: color_of(m),
-            }
-        })
-        .collect();
-        panels.push(Panel {
-            title: format!("k = {k}, b = {b}, n = {}, β = 0.1", k * b),
-            x_label: "noise state, bytes per parameter (log)".into(),
-            y_label: "MaxSE (log)".into(),
-            series,
-            legend_right: true,
-        });
-    }
-    plot::save(
-        &dir.join("memory"),
-        "Memory vs error: exponential schedule, β = 0.1",
-        &panels,
-        2,
-    )
-}
-
-/// Report section of experiment 3: the Pareto front of (bytes per parameter, MaxSE).
-pub fn report_memory(t: &Table, img: &dyn Fn(&str) -> String) -> Result<String> {
-    let rs = rows(t)?;
-    let mut s = String::new();
-    writeln!(
-        s,
-        "Noise state kept per model parameter (f32): DP-SGD none (each step's draw is fresh); bsr/lr-bsr p − 1 rows (4(p − 1) bytes); bisr/lr-bisr p rows (4p bytes); sqrt/lr-sqrt n rows (4n bytes). With regenerated noise (seekable ChaCha stream, `lrmf-noise`) the banded methods keep no history at O(p) compute per step instead. Same settings as experiment 2 at β = 0.1.\n"
-    )?;
-    writeln!(s, "![memory]({})\n", img("memory.png"))?;
-    writeln!(
-        s,
-        "Pareto front per setting (no other configuration has both less memory and lower MaxSE):\n"
-    )?;
-    writeln!(
-        s,
-        "| k | b | method | band | bytes / param | MaxSE | MeanSE |"
-    )?;
-    writeln!(s, "|---:|---:|---|---:|---:|---:|---:|")?;
-    for (k, b) in settings(&rs) {
-        let mut set: Vec<&Row> = rs
-            .iter()
-            .filter(|r| r.k == k && r.min_sep == Some(b))
-            .collect();
-        set.sort_by(|x, y| {
-            x.bytes
-                .unwrap_or(0.0)
-                .total_cmp(&y.bytes.unwrap_or(0.0))
-                .then(x.max_se.total_cmp(&y.max_se))
-        });
-        let mut best_so_far = f64::INFINITY;
-        for r in set {
-            if r.max_se < best_so_far {
-                best_so_far = r.max_se;
-                writeln!(
-                    s,
-                    "| {k} | {b} | {} | {} | {} | {} | {} |",
-                    r.method,
-                    r.band.map(|p| p.to_string()).unwrap_or("—".into()),
-                    r.bytes.unwrap_or(0.0),
-                    sig(r.max_se),
-                    sig(r.mean_se)
-                )?;
-            }
-        }
-    }
-    Ok(s)
+    Ok(())
 }
 
 /// Estimated seconds of an experiment's configurations (summed; divide by cores for wall time).
@@ -718,13 +800,6 @@ pub fn estimate(jobs: &[StrategyArgs]) -> f64 {
 /// CSV header of experiments 1–2.
 pub fn header() -> Vec<&'static str> {
     eval::HEADER.to_vec()
-}
-
-/// CSV header of experiment 3.
-pub fn memory_header() -> Vec<&'static str> {
-    let mut h = eval::HEADER.to_vec();
-    h.extend(MEMORY_EXTRA);
-    h
 }
 
 #[cfg(test)]
@@ -756,21 +831,57 @@ mod tests {
             q.iter().filter(|a| a.method == "identity").count(),
             4 * 3 * 15
         );
+    }
+
+    #[test]
+    fn optimized_methods_join_the_studies_within_their_caps() {
+        let names = |v: Vec<Method>| v.iter().map(|m| m.name()).collect::<Vec<_>>();
         assert_eq!(
-            state_rows(&args("exponential", 0.1, 64, "bisr", Some(8), None, 1)),
-            8
+            names(single_epoch_methods()),
+            [
+                "identity",
+                "sqrt",
+                "lr-sqrt",
+                "dense-sqrt",
+                "blt",
+                "lr-blt",
+                "dense-opt",
+                "lr-dense-opt"
+            ]
         );
-        assert_eq!(
-            state_rows(&args("exponential", 0.1, 64, "sqrt", None, None, 1)),
-            64
-        );
-        assert_eq!(
-            state_rows(&args("exponential", 0.1, 64, "identity", None, None, 1)),
-            0
-        );
-        assert_eq!(
-            state_rows(&args("exponential", 0.1, 64, "bsr", Some(8), None, 1)),
-            7
+        let band = names(band_study_methods());
+        assert!(band.contains(&"blt") && band.contains(&"lr-blt") && band.len() == 10);
+        assert!(!band.iter().any(|m| m.contains("dense")));
+        for s in [Scale::QUICK, Scale::FULL] {
+            let q = single_epoch_jobs(s);
+            for (m, cap) in [
+                ("blt", s.max_n_blt),
+                ("lr-blt", s.max_n_blt),
+                ("dense-opt", s.max_n_dense_opt),
+                ("lr-dense-opt", s.max_n_dense_opt),
+            ] {
+                let ns: Vec<usize> = q
+                    .iter()
+                    .filter(|a| a.method == m)
+                    .map(|a| a.n.unwrap())
+                    .collect();
+                // Every schedule and β, n = 2⁶ … cap.
+                let per = cap.trailing_zeros() as usize - 5;
+                assert_eq!(ns.len(), 4 * 3 * per, "{m}");
+                assert!(ns.iter().all(|&n| n <= cap), "{m}");
+            }
+            assert!(s.max_n_dense_opt <= MAX_DENSE_OPT_N && s.max_n_blt <= MAX_BLT_N);
+        }
+        assert_eq!(Scale::QUICK.max_n_dense_opt, 512);
+        let b = band_jobs(Scale::QUICK);
+        // BLT once per (k, b, β), without a band.
+        let blt: Vec<_> = b.iter().filter(|a| a.method == "lr-blt").collect();
+        assert_eq!(blt.len(), 2 * 2 * 2);
+        assert!(blt.iter().all(|a| a.band.is_none() && a.min_sep.is_some()));
+        assert!(
+            b.iter()
+                .filter(|a| a.method == "bandmf")
+                .all(|a| a.band().unwrap().unwrap() <= a.min_sep.unwrap())
         );
     }
 
@@ -783,5 +894,27 @@ mod tests {
         let n = 5;
         let expect = 1.0 - (5.0 / (2.0 * 10f64.ln())).ln() / std::f64::consts::PI;
         assert!((paper_gap(1.0, n, 0.1) - expect).abs() < 1e-15);
+    }
+
+    #[test]
+    fn toy_single_epoch_study_reports_the_optimum() {
+        let s = Scale {
+            max_n: 128,
+            ..Scale::QUICK
+        };
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let jobs = single_epoch_jobs(s);
+        let t = eval::run_all("toy", &jobs, |_, _| vec![], &header(), &stop).unwrap();
+        let md = report_single_epoch(&t, &|f| f.to_string()).unwrap();
+        assert!(md.contains("**The dense optimum.**"), "{md}");
+        // lr-dense-opt is the MeanSE optimum: no exception at any n, schedule or β.
+        assert!(md.contains("exceptions (relative excess): none"), "{md}");
+        assert!(
+            md.contains("**Where MeanSE(lr-blt) < MeanSE(blt)**"),
+            "{md}"
+        );
+        crate::plot::register_font().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(plot_single_epoch(&t, dir.path()).unwrap().len(), 8);
     }
 }

@@ -5,7 +5,7 @@
 use crate::table::{Table, f, opt};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use lrmf_cli::StrategyArgs;
+use lrmf_cli::{ErrorsReport, StrategyArgs};
 use lrmf_factor::Method;
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub const LOWER_BOUND: &str = "lower-bound";
 
 /// The columns shared by the error CSVs.
-pub const HEADER: [&str; 13] = [
+pub const HEADER: [&str; 14] = [
     "schedule",
     "lr_decay",
     "n",
@@ -28,6 +28,7 @@ pub const HEADER: [&str; 13] = [
     "mean_se",
     "alpha",
     "millis",
+    "buffers",
 ];
 
 /// The strategy flags of one configuration (single participation when `min_sep` is `None`).
@@ -59,8 +60,9 @@ pub fn args(
 }
 
 /// The CSV row of one configuration: `lrmf_cli::evaluate(args)` (the values `lrmf errors
-/// --json` prints), or for `method = lower-bound` the bound `‖W‖_*/n` in both error columns.
-pub fn row(a: &StrategyArgs) -> Result<Vec<String>> {
+/// --json` prints) with that report, or for `method = lower-bound` the bound `‖W‖_*/n` in both
+/// error columns and no report.
+pub fn evaluated(a: &StrategyArgs) -> Result<(Vec<String>, Option<ErrorsReport>)> {
     let lead = |method: &str, band: Option<usize>| {
         vec![
             a.schedule.clone(),
@@ -84,8 +86,9 @@ pub fn row(a: &StrategyArgs) -> Result<Vec<String>> {
             f(lb),
             String::new(),
             f(start.elapsed().as_secs_f64() * 1e3),
+            String::new(),
         ]);
-        return Ok(r);
+        return Ok((r, None));
     }
     let e = lrmf_cli::evaluate(a).with_context(|| {
         format!(
@@ -101,29 +104,46 @@ pub fn row(a: &StrategyArgs) -> Result<Vec<String>> {
         f(e.mean_se),
         f(e.alpha),
         f(e.millis),
+        opt(e.buffers),
     ]);
-    Ok(r)
+    Ok((r, Some(e)))
 }
 
-/// Expected seconds of one configuration on a 2-core machine (measured at development time):
-/// identity and banded O(n); sqrt/lr-sqrt O(n log n) for exponential and constant schedules,
-/// O(n²) otherwise; dense-sqrt and the lower bound O(n³); bandmf O(n²·p) per optimizer
-/// iteration (≈ 1 s at n = 512, p = 16; the lr- form also runs the plain one).
+/// Expected seconds of one configuration on a 2-core machine (measured at development time,
+/// with other builds running): identity and banded O(n); sqrt/lr-sqrt O(n log n) for
+/// exponential and constant schedules, O(n²) otherwise; dense-sqrt and the lower bound O(n³);
+/// bandmf O(n²·p) per optimizer iteration (≈ 1 s at n = 512, p = 16; the lr- form also runs the
+/// plain one); blt with automatic d ≈ 0.9·(n/1024)^1.15 s (1.2 s at n = 1024, 26 s at 2¹⁴),
+/// with d fixed ≈ 0.2·d²·n/4096 s (it optimizes every d' ≤ d; 3 s at n = 4096, d = 4), lr-blt
+/// twice that (it starts from blt); dense-opt O(n³) per iteration, ≈ 2.6·(n/512)³ s, the lr-
+/// form 1.3× that.
 pub fn cost_seconds(a: &StrategyArgs) -> f64 {
     let n = a.n.unwrap_or(1) as f64;
+    let Ok(m) = a.method() else {
+        // The lower bound (an SVD of W).
+        return 1e-3 + 4.5 * (n / 2048.0).powi(3);
+    };
     let p = a.band().ok().flatten().unwrap_or(1) as f64;
     let geometric = matches!(a.schedule.as_str(), "exponential" | "constant");
-    if a.method == LOWER_BOUND {
-        return 1e-3 + 4.5 * (n / 2048.0).powi(3);
-    }
-    1e-3 + match a.method().ok() {
-        Some(Method::Sqrt | Method::LrSqrt) if geometric => 1.2 * n / 1048576.0,
-        Some(Method::Sqrt | Method::LrSqrt) => 2.0 * (n / 32768.0).powi(2),
-        Some(Method::DenseSqrt) => 2.4 * (n / 2048.0).powi(3),
-        Some(Method::Bandmf) => (n / 512.0).powi(2) * p / 16.0,
-        Some(Method::LrBandmf) => 2.0 * (n / 512.0).powi(2) * p / 16.0,
-        Some(Method::Bandinv | Method::LrBandinv) => 0.05 * n / 512.0,
-        _ => 1e-2 * n / 4096.0,
+    let lr = if m.is_lr_aware() { 2.0 } else { 1.0 };
+    1e-3 + match m {
+        Method::Sqrt | Method::LrSqrt if geometric => 1.2 * n / 1048576.0,
+        Method::Sqrt | Method::LrSqrt => 2.0 * (n / 32768.0).powi(2),
+        Method::DenseSqrt => 2.4 * (n / 2048.0).powi(3),
+        Method::Bandmf | Method::LrBandmf => lr * (n / 512.0).powi(2) * p / 16.0,
+        Method::Bandinv | Method::LrBandinv => 0.05 * n / 512.0,
+        Method::Blt | Method::LrBlt => {
+            lr * match a.buffers {
+                Some(d) => 0.2 * (d * d) as f64 * n / 4096.0,
+                None => 0.9 * (n / 1024.0).powf(1.15),
+            }
+        }
+        Method::DenseOpt | Method::LrDenseOpt => {
+            (if m.is_lr_aware() { 1.3 } else { 1.0 }) * 2.6 * (n / 512.0).powi(3)
+        }
+        Method::Identity | Method::Bsr | Method::LrBsr | Method::Bisr | Method::LrBisr => {
+            1e-2 * n / 4096.0
+        }
     }
 }
 
@@ -133,7 +153,7 @@ pub fn cost_seconds(a: &StrategyArgs) -> f64 {
 pub fn run_all(
     label: &str,
     jobs: &[StrategyArgs],
-    extra: impl Fn(&StrategyArgs, &[String]) -> Vec<String> + Sync,
+    extra: impl Fn(&StrategyArgs, Option<&ErrorsReport>) -> Vec<String> + Sync,
     header: &[&str],
     stop: &AtomicBool,
 ) -> Result<Table> {
@@ -156,8 +176,8 @@ pub fn run_all(
             if stop.load(Ordering::Relaxed) {
                 return (i, Err(anyhow::anyhow!("interrupted")));
             }
-            let r = row(a).map(|mut r| {
-                r.extend(extra(a, &r));
+            let r = evaluated(a).map(|(mut r, e)| {
+                r.extend(extra(a, e.as_ref()));
                 r
             });
             bar.inc((cost_seconds(a) * 1000.0).round() as u64);
@@ -185,7 +205,7 @@ mod tests {
     /// the same flags: through the `lrmf` binary when it is built next to this test, and
     /// always through `lrmf_cli::evaluate`.
     fn check(a: &StrategyArgs) {
-        let r = row(a).unwrap();
+        let r = evaluated(a).unwrap().0;
         let t = {
             let mut t = Table::new(&HEADER);
             t.push(r.clone()).unwrap();
@@ -205,6 +225,10 @@ mod tests {
         assert_eq!(t.get(back, "method").unwrap(), e.method);
         assert_eq!(t.get(back, "sensitivity_kind").unwrap(), e.sensitivity_kind);
         assert_eq!(t.opt_num(back, "band").unwrap(), e.band.map(|b| b as f64));
+        assert_eq!(
+            t.opt_num(back, "buffers").unwrap(),
+            e.buffers.map(|d| d as f64)
+        );
         // The binary, when present (target/release/lrmf next to target/release/deps/<test>).
         let exe = std::env::current_exe().unwrap();
         let bin = exe.parent().unwrap().parent().unwrap().join("lrmf");
@@ -264,12 +288,22 @@ mod tests {
         ));
         check(&args("linear", 0.5, 256, "dense-sqrt", None, None, 1));
         check(&args("polynomial", 0.1, 300, "identity", None, None, 1));
+        check(&args("cosine", 0.1, 256, "lr-blt", None, None, 1));
+        check(&args(
+            "exponential",
+            0.1,
+            128,
+            "lr-dense-opt",
+            None,
+            None,
+            1,
+        ));
     }
 
     #[test]
     fn lower_bound_row_is_the_compare_bound_and_errors_are_named() {
         let a = args("exponential", 0.1, 128, LOWER_BOUND, None, None, 1);
-        let r = row(&a).unwrap();
+        let r = evaluated(&a).unwrap().0;
         let (rows, _) =
             lrmf_cli::compare(&args("exponential", 0.1, 128, "identity", None, None, 1)).unwrap();
         let lb = rows[0].lower_bound.unwrap();
@@ -277,6 +311,6 @@ mod tests {
         // Every method's MeanSE is at least the bound.
         assert!(rows.iter().all(|e| e.mean_se >= lb * (1.0 - 1e-12)));
         let bad = args("exponential", 0.1, 128, "lr-bsr", Some(0), None, 1);
-        assert!(format!("{:#}", row(&bad).unwrap_err()).contains("band"));
+        assert!(format!("{:#}", evaluated(&bad).unwrap_err()).contains("band"));
     }
 }

@@ -7,6 +7,7 @@ mod bench_train;
 mod curves;
 mod errors;
 mod eval;
+mod memory;
 mod plot;
 mod report;
 mod run;
@@ -265,7 +266,7 @@ fn print_estimate(a: &ReproArgs, parts: &[String], mode: &str) -> Result<()> {
         est += match p.as_str() {
             "single_epoch" => errors::estimate(&errors::single_epoch_jobs(scale)) / cores,
             "bands" => errors::estimate(&errors::band_jobs(scale)) / cores,
-            "memory" => errors::estimate(&errors::memory_jobs(scale)) / cores,
+            "memory" => errors::estimate(&memory::memory_jobs(scale)) / cores,
             _ if a.full => {
                 let s = study_settings(a, None, a.seed)?;
                 let jobs = study::plan(&s, &a.only);
@@ -388,9 +389,9 @@ fn repro(a: ReproArgs) -> Result<()> {
             )?),
             "memory" => Some(eval::run_all(
                 "3 memory",
-                &errors::memory_jobs(scale),
-                errors::memory_extra,
-                &errors::memory_header(),
+                &memory::memory_jobs(scale),
+                memory::memory_extra,
+                &memory::memory_header(),
                 &stop,
             )?),
             "accuracy" => {
@@ -437,7 +438,7 @@ fn write_reports(a: &ReproArgs, rd: &RunDir, meta: &Meta) -> Result<()> {
         plots.extend(errors::plot_bands(&t, &rd.path)?);
     }
     if let Some(t) = rd.table("memory")? {
-        plots.extend(errors::plot_memory(&t, &rd.path)?);
+        plots.extend(memory::plot_memory(&t, &rd.path)?);
     }
     let study = a.full && meta.parts.iter().any(|p| p == "accuracy");
     let mut md = report::markdown(rd, meta, &|f| f.to_string())?;

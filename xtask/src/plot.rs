@@ -24,10 +24,13 @@ pub enum Style {
     Dashed,
     /// Large markers only (single configurations, best bands).
     Marker,
+    /// A wide translucent line under the other series (the Pareto front of the memory plot).
+    Envelope,
 }
 
 /// One labelled series of (x, y) points; points with a non-positive coordinate are left out
-/// (the axes are logarithmic).
+/// (the axes are logarithmic). An empty label keeps the series out of the legend (a panel
+/// without labels draws no legend).
 #[derive(Debug, Clone)]
 pub struct Series {
     /// Legend text.
@@ -55,8 +58,8 @@ pub struct Panel {
     pub legend_right: bool,
 }
 
-/// Tableau-10 colours.
-const PALETTE: [RGBColor; 14] = [
+/// Tableau-10 colours, then lighter and darker ones for the optimized methods.
+const PALETTE: [RGBColor; 19] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -71,6 +74,11 @@ const PALETTE: [RGBColor; 14] = [
     RGBColor(174, 199, 232),
     RGBColor(152, 223, 138),
     RGBColor(255, 152, 150),
+    RGBColor(0, 128, 128),
+    RGBColor(197, 27, 138),
+    RGBColor(0, 90, 50),
+    RGBColor(230, 171, 2),
+    RGBColor(120, 120, 120),
 ];
 
 /// Colour index of a method name, fixed so a method keeps its colour in every plot.
@@ -89,9 +97,16 @@ pub fn color_of(method: &str) -> usize {
         "lr-bandmf" => 11,
         "bandinv" => 12,
         "lr-bandinv" => 13,
+        "blt" => 14,
+        "lr-blt" => 15,
+        "dense-opt" => 16,
+        "lr-dense-opt" => 17,
         _ => 8,
     }
 }
+
+/// Colour index of the Pareto front (grey, drawn as [`Style::Envelope`]).
+pub const FRONT_COLOR: usize = 18;
 
 fn pe(e: impl std::fmt::Debug) -> anyhow::Error {
     anyhow!("plot: {e:?}")
@@ -172,57 +187,80 @@ where
             .axis_desc_style(("sans-serif", 15))
             .draw()
             .map_err(pe)?;
-        for s in &p.series {
-            let c = PALETTE[s.color % PALETTE.len()];
-            let v: Vec<(f64, f64)> = s
-                .points
-                .iter()
-                .copied()
-                .filter(|(x, y)| *x > 0.0 && *y > 0.0 && x.is_finite() && y.is_finite())
-                .collect();
-            if v.is_empty() {
-                continue;
-            }
-            let anno = match s.style {
-                Style::Line => {
-                    chart
-                        .draw_series(v.iter().map(|&q| Circle::new(q, 2, c.filled())))
-                        .map_err(pe)?;
-                    chart
-                        .draw_series(LineSeries::new(v.clone(), c.stroke_width(2)))
-                        .map_err(pe)?
-                }
-                Style::Dashed => chart
-                    .draw_series(DashedLineSeries::new(v.clone(), 8, 5, c.stroke_width(2)))
-                    .map_err(pe)?,
-                Style::Marker => chart
-                    .draw_series(v.iter().map(|&q| Circle::new(q, 6, c.stroke_width(2))))
-                    .map_err(pe)?,
-            };
-            let style = s.style;
-            anno.label(s.label.clone())
-                .legend(move |(x, y)| -> DynElement<DB, (i32, i32)> {
-                    match style {
-                        Style::Marker => Circle::new((x + 10, y), 5, c.stroke_width(2)).into_dyn(),
-                        _ => PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
-                            .into_dyn(),
-                    }
-                });
+        // The envelope goes under the other series.
+        let (under, over): (Vec<&Series>, Vec<&Series>) =
+            p.series.iter().partition(|s| s.style == Style::Envelope);
+        for s in under.into_iter().chain(over) {
+            draw_series(&mut chart, s)?;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 12))
-            .position(if p.legend_right {
-                SeriesLabelPosition::UpperRight
-            } else {
-                SeriesLabelPosition::UpperLeft
-            })
-            .draw()
-            .map_err(pe)?;
+        if p.series.iter().any(|s| !s.label.is_empty()) {
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .label_font(("sans-serif", 12))
+                .position(if p.legend_right {
+                    SeriesLabelPosition::UpperRight
+                } else {
+                    SeriesLabelPosition::UpperLeft
+                })
+                .draw()
+                .map_err(pe)?;
+        }
     }
     root.present().map_err(pe)?;
+    Ok(())
+}
+
+type LogChart<'a, DB> = ChartContext<'a, DB, Cartesian2d<LogCoord<f64>, LogCoord<f64>>>;
+
+/// Draws one series (its positive, finite points) and its legend entry when labelled.
+fn draw_series<'a, DB: DrawingBackend + 'a>(chart: &mut LogChart<'a, DB>, s: &Series) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let c = PALETTE[s.color % PALETTE.len()];
+    let v: Vec<(f64, f64)> = s
+        .points
+        .iter()
+        .copied()
+        .filter(|(x, y)| *x > 0.0 && *y > 0.0 && x.is_finite() && y.is_finite())
+        .collect();
+    if v.is_empty() {
+        return Ok(());
+    }
+    let width = if s.style == Style::Envelope { 9 } else { 2 };
+    let line = if s.style == Style::Envelope {
+        c.mix(0.35).stroke_width(width)
+    } else {
+        c.stroke_width(width)
+    };
+    let anno = match s.style {
+        Style::Line => {
+            chart
+                .draw_series(v.iter().map(|&q| Circle::new(q, 2, c.filled())))
+                .map_err(pe)?;
+            chart.draw_series(LineSeries::new(v, line)).map_err(pe)?
+        }
+        Style::Envelope => chart.draw_series(LineSeries::new(v, line)).map_err(pe)?,
+        Style::Dashed => chart
+            .draw_series(DashedLineSeries::new(v, 8, 5, line))
+            .map_err(pe)?,
+        Style::Marker => chart
+            .draw_series(v.iter().map(|&q| Circle::new(q, 6, c.stroke_width(2))))
+            .map_err(pe)?,
+    };
+    if s.label.is_empty() {
+        return Ok(());
+    }
+    let style = s.style;
+    anno.label(s.label.clone())
+        .legend(move |(x, y)| -> DynElement<DB, (i32, i32)> {
+            match style {
+                Style::Marker => Circle::new((x + 10, y), 5, c.stroke_width(2)).into_dyn(),
+                _ => PathElement::new(vec![(x, y), (x + 20, y)], line).into_dyn(),
+            }
+        });
     Ok(())
 }
 

@@ -66,7 +66,7 @@ pub fn markdown(run: &RunDir, meta: &Meta, img: &dyn Fn(&str) -> String) -> Resu
                 let body = match name {
                     "single_epoch" => errors::report_single_epoch(&t, img)?,
                     "bands" => errors::report_bands(&t, img)?,
-                    "memory" => errors::report_memory(&t, img)?,
+                    "memory" => crate::memory::report_memory(&t, img)?,
                     _ => crate::accuracy::report(run, &t, img)?,
                 };
                 s.push_str(&body);
