@@ -31,12 +31,12 @@ pub fn memory_settings(s: Scale) -> Vec<(usize, Option<usize>, usize)> {
 }
 
 /// Bands of the banded methods: b/8 … min(8b, n) under b-min-separation (as in experiment 2),
-/// 1, 2, 4, …, n/8 under single participation.
+/// 2, 4, …, n/8 under single participation (p = 1 makes C diagonal: DP-SGD again).
 pub fn memory_bands(b: Option<usize>, n: usize) -> Vec<usize> {
     match b {
         Some(b) => bands(b, n),
-        None => std::iter::successors(Some(1usize), |p| Some(2 * p))
-            .take_while(|&p| p <= (n / 8).max(1))
+        None => std::iter::successors(Some(2usize), |p| Some(2 * p))
+            .take_while(|&p| p <= n / 8)
             .collect(),
     }
 }
@@ -101,13 +101,21 @@ pub fn memory_header() -> Vec<&'static str> {
     h
 }
 
+/// Relative difference under which two memories or errors count as equal (rounding noise: e.g.
+/// lr-bandinv that stayed at bandinv's optimum).
+pub const TIE: f64 = 1e-9;
+
 /// Indices of the Pareto-optimal points of (memory, error) pairs, sorted by memory then error:
-/// point i is dominated when some point j has `x_j ≤ x_i` and `y_j ≤ y_i` and differs from it
-/// in at least one of them. Exact ties (equal x and y) dominate neither other, so all are kept;
-/// points with a non-finite coordinate are left out.
+/// point i is dominated when some point j has `x_j ≤ x_i` and `y_j ≤ y_i` and is not equal to
+/// it in both (equal: within the relative [`TIE`]). Ties dominate neither other, so all are
+/// kept; points with a non-finite coordinate are left out.
 pub fn pareto_front(points: &[(f64, f64)]) -> Vec<usize> {
     let ok = |&(x, y): &(f64, f64)| x.is_finite() && y.is_finite();
-    let dominates = |a: (f64, f64), b: (f64, f64)| a.0 <= b.0 && a.1 <= b.1 && a != b;
+    let eq = |a: f64, b: f64| (a - b).abs() <= TIE * a.abs().max(b.abs());
+    let le = |a: f64, b: f64| a <= b || eq(a, b);
+    let dominates = |a: (f64, f64), b: (f64, f64)| {
+        le(a.0, b.0) && le(a.1, b.1) && !(eq(a.0, b.0) && eq(a.1, b.1))
+    };
     let mut front: Vec<usize> = (0..points.len())
         .filter(|&i| ok(&points[i]))
         .filter(|&i| {
@@ -161,16 +169,34 @@ fn front_rows<'a>(set: &[&'a Row], metric: Metric) -> Vec<&'a Row> {
 
 /// Plot of experiment 3: per setting, MaxSE and MeanSE vs bytes of noise state per parameter
 /// (log–log; DP-SGD keeps none and is drawn as a dashed level), the Pareto front as a wide grey
-/// staircase; the legend is in the first panel.
+/// staircase; the legend (every series of every panel) in a panel of its own, last.
 pub fn plot_memory(t: &Table, dir: &Path) -> Result<Vec<PathBuf>> {
     let rs = rows(t)?;
     let mut panels = Vec::new();
     for (k, b) in settings(&rs) {
         let set: Vec<&Row> = rs.iter().filter(|r| in_setting(r, k, b)).collect();
         for metric in Metric::BOTH {
-            panels.push(memory_panel(&set, k, b, metric, panels.is_empty()));
+            panels.push(memory_panel(&set, k, b, metric));
         }
     }
+    let mut keys: Vec<Series> = Vec::new();
+    for s in panels.iter_mut().flat_map(|p| p.series.iter_mut()) {
+        let label = std::mem::take(&mut s.label);
+        if !keys.iter().any(|k| k.label == label) {
+            keys.push(Series {
+                label,
+                points: vec![],
+                ..s.clone()
+            });
+        }
+    }
+    panels.push(Panel {
+        title: "legend".into(),
+        x_label: String::new(),
+        y_label: String::new(),
+        series: keys,
+        legend_right: false,
+    });
     plot::save(
         &dir.join("memory"),
         "Memory vs error: exponential schedule, β = 0.1",
@@ -180,8 +206,7 @@ pub fn plot_memory(t: &Table, dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// One panel: the rows of one setting against `metric`.
-fn memory_panel(set: &[&Row], k: usize, b: usize, metric: Metric, legend: bool) -> Panel {
-    let name = |s: String| if legend { s } else { String::new() };
+fn memory_panel(set: &[&Row], k: usize, b: usize, metric: Metric) -> Panel {
     let of = |m: Method| -> Vec<&Row> {
         let mut v: Vec<&Row> = set
             .iter()
@@ -213,7 +238,7 @@ fn memory_panel(set: &[&Row], k: usize, b: usize, metric: Metric, legend: bool) 
             (m, _) => (label(m.name()), pts, Style::Marker),
         };
         series.push(Series {
-            label: name(text),
+            label: text,
             points,
             style,
             color: color_of(m.name()),
@@ -225,7 +250,7 @@ fn memory_panel(set: &[&Row], k: usize, b: usize, metric: Metric, legend: bool) 
         .filter(|&(x, _)| x > 0.0)
         .collect();
     series.push(Series {
-        label: name("Pareto front".into()),
+        label: "Pareto front".into(),
         points: staircase(&front),
         style: Style::Envelope,
         color: FRONT_COLOR,
@@ -334,8 +359,12 @@ mod tests {
             ],
             &[1, 2, 5],
         );
-        // Exact ties are both kept; zero memory (DP-SGD) is a point like any other.
+        // Ties are both kept, also within rounding (1e-12 relative); zero memory (DP-SGD) is a
+        // point like any other.
         check(&[(2.0, 2.0), (0.0, 9.0), (2.0, 2.0)], &[1, 0, 2]);
+        check(&[(2.0, 2.0 + 2e-12), (2.0, 2.0), (2.0, 2.1)], &[1, 0]);
+        // A smaller error beyond the tolerance still dominates.
+        check(&[(2.0, 2.0 + 1e-6), (2.0, 2.0)], &[1]);
         // Non-finite points are left out and dominate nothing.
         check(&[(f64::NAN, 0.0), (1.0, f64::INFINITY), (5.0, 5.0)], &[2]);
         check(&[], &[]);
@@ -364,7 +393,7 @@ mod tests {
                     && a.min_sep.is_none_or(|b| a.band().unwrap().unwrap() <= b)
             }));
         }
-        assert_eq!(memory_bands(None, 256), [1, 2, 4, 8, 16, 32]);
+        assert_eq!(memory_bands(None, 256), [2, 4, 8, 16, 32]);
         assert_eq!(memory_bands(Some(64), 256), bands(64, 256));
         // bytes = 4 × state rows of the evaluated C: bisr p, bsr p − 1, BLT d, sqrt n, DP-SGD 0.
         for (m, p, d, rows) in [

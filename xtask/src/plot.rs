@@ -30,7 +30,7 @@ pub enum Style {
 
 /// One labelled series of (x, y) points; points with a non-positive coordinate are left out
 /// (the axes are logarithmic). An empty label keeps the series out of the legend (a panel
-/// without labels draws no legend).
+/// without labels draws no legend); a panel with labels but no points draws only its legend.
 #[derive(Debug, Clone)]
 pub struct Series {
     /// Legend text.
@@ -162,7 +162,23 @@ where
             y0 = y0.min(y);
             y1 = y1.max(y);
         }
+        let labelled = p.series.iter().any(|s| !s.label.is_empty());
         if x0 > x1 {
+            // No data: a legend-only panel when it has labels, else nothing.
+            if labelled {
+                let mut chart = ChartBuilder::on(&area)
+                    .caption(&p.title, ("sans-serif", 18))
+                    .margin(12)
+                    .build_cartesian_2d(
+                        (1.0..2.0).log_scale().base(2.0),
+                        (1.0..2.0).log_scale().base(2.0),
+                    )
+                    .map_err(pe)?;
+                for s in &p.series {
+                    draw_series(&mut chart, s, true)?;
+                }
+                legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
+            }
             continue;
         }
         let (x0, x1) = (x0 / 1.15, x1 * 1.15);
@@ -191,21 +207,15 @@ where
         let (under, over): (Vec<&Series>, Vec<&Series>) =
             p.series.iter().partition(|s| s.style == Style::Envelope);
         for s in under.into_iter().chain(over) {
-            draw_series(&mut chart, s)?;
+            draw_series(&mut chart, s, false)?;
         }
-        if p.series.iter().any(|s| !s.label.is_empty()) {
-            chart
-                .configure_series_labels()
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .label_font(("sans-serif", 12))
-                .position(if p.legend_right {
-                    SeriesLabelPosition::UpperRight
-                } else {
-                    SeriesLabelPosition::UpperLeft
-                })
-                .draw()
-                .map_err(pe)?;
+        if labelled {
+            let pos = if p.legend_right {
+                SeriesLabelPosition::UpperRight
+            } else {
+                SeriesLabelPosition::UpperLeft
+            };
+            legend(&mut chart, pos)?;
         }
     }
     root.present().map_err(pe)?;
@@ -214,8 +224,31 @@ where
 
 type LogChart<'a, DB> = ChartContext<'a, DB, Cartesian2d<LogCoord<f64>, LogCoord<f64>>>;
 
-/// Draws one series (its positive, finite points) and its legend entry when labelled.
-fn draw_series<'a, DB: DrawingBackend + 'a>(chart: &mut LogChart<'a, DB>, s: &Series) -> Result<()>
+/// Draws the legend box of the labelled series.
+fn legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut LogChart<'a, DB>,
+    pos: SeriesLabelPosition,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 12))
+        .position(pos)
+        .draw()
+        .map_err(pe)
+}
+
+/// Draws one series (its positive, finite points) and its legend entry when labelled; with
+/// `legend_only` the points are not drawn and the entry is made even without points.
+fn draw_series<'a, DB: DrawingBackend + 'a>(
+    chart: &mut LogChart<'a, DB>,
+    s: &Series,
+    legend_only: bool,
+) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
@@ -225,8 +258,9 @@ where
         .iter()
         .copied()
         .filter(|(x, y)| *x > 0.0 && *y > 0.0 && x.is_finite() && y.is_finite())
+        .filter(|_| !legend_only)
         .collect();
-    if v.is_empty() {
+    if v.is_empty() && (!legend_only || s.label.is_empty()) {
         return Ok(());
     }
     let width = if s.style == Style::Envelope { 9 } else { 2 };
@@ -324,7 +358,10 @@ mod tests {
             ],
             legend_right: false,
         };
-        let files = save(&dir.path().join("p0.1"), "title", &[panel], 1).unwrap();
+        // A legend-only panel (labels, no points) next to it.
+        let mut keys = panel.clone();
+        keys.series.iter_mut().for_each(|s| s.points.clear());
+        let files = save(&dir.path().join("p0.1"), "title", &[panel, keys], 2).unwrap();
         assert_eq!(files[0], dir.path().join("p0.1.svg"));
         for f in files {
             assert!(
