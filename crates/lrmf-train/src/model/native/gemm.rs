@@ -125,17 +125,14 @@ impl<'a> View<'a> {
 /// Complexity: 2·m·k·n flops, divided over the threads when m or k is large.
 pub(crate) fn matmul(a: View<'_>, b: View<'_>, c: &mut [f32], accumulate: bool) {
     check_shapes(&a, &b, c);
-    let (b_data, ldb) = b.unit_cols();
-    let b = View {
-        data: &b_data,
-        rows: b.rows,
-        cols: b.cols,
-        rs: ldb,
-        cs: 1,
-    };
+    with_unit_cols(b, |b| spread(a, b, c, accumulate));
+}
+
+/// The threading of [`matmul`], B with unit column stride.
+fn spread(a: View<'_>, b: View<'_>, c: &mut [f32], accumulate: bool) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     let threads = ops::num_threads();
-    if threads > 1 && m >= 4 * MR * threads {
+    if threads > 1 && n > 0 && m >= 4 * MR * threads {
         let per = m.div_ceil(threads).div_ceil(MR) * MR;
         std::thread::scope(|scope| {
             for (t, part) in c[..m * n].chunks_mut(per * n).enumerate() {
@@ -173,15 +170,19 @@ pub(crate) fn matmul(a: View<'_>, b: View<'_>, c: &mut [f32], accumulate: bool) 
 /// Complexity: 2·m·k·n flops.
 pub(crate) fn matmul_seq(a: View<'_>, b: View<'_>, c: &mut [f32], accumulate: bool) {
     check_shapes(&a, &b, c);
-    let (b_data, ldb) = b.unit_cols();
-    let b = View {
-        data: &b_data,
+    with_unit_cols(b, |b| product(a, b, &mut c[..a.rows * b.cols], accumulate));
+}
+
+/// Calls `f` with `b` or, when its columns are not contiguous, a row-major copy of it.
+fn with_unit_cols<R>(b: View<'_>, f: impl FnOnce(View<'_>) -> R) -> R {
+    let (data, ldb) = b.unit_cols();
+    f(View {
+        data: &data,
         rows: b.rows,
         cols: b.cols,
         rs: ldb,
         cs: 1,
-    };
-    product(a, b, &mut c[..a.rows * b.cols], accumulate);
+    })
 }
 
 /// The shape and bounds checks every entry point makes before any kernel runs.
