@@ -118,10 +118,13 @@ impl Conv2d {
         let d = View::new(&dy, n * t, m);
         let av = View::new(&a, n * t, kk);
         let dx = if need_dx {
-            let mut da = vec![0.0f32; n * t * kk];
-            gemm::matmul(d, View::new(&self.weight, m, kk), &mut da, false);
+            // dA = Δ·W overwrites the whole scratch buffer before col2im reads it.
+            let data = ops::with_scratch(n * t * kk, |da| {
+                gemm::matmul(d, View::new(&self.weight, m, kk), da, false);
+                ops::col2im(da, n, geom)
+            });
             Some(Act {
-                data: ops::col2im(&da, n, geom),
+                data,
                 n,
                 h: geom.h,
                 w: geom.w,

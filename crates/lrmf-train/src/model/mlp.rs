@@ -8,7 +8,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::cnn::check_params;
-use super::driver::{self, DEFAULT_CHUNK};
+use super::driver::{self, DENSE_CHUNK};
 use super::grad::{GradMode, NormStrategy, ParamGrad};
 use super::linear::Linear;
 use super::loss::cross_entropy;
@@ -68,7 +68,7 @@ impl Mlp {
         Ok(Mlp {
             config,
             net: Sequential { stages },
-            chunk: DEFAULT_CHUNK,
+            chunk: DENSE_CHUNK,
         })
     }
 

@@ -2,9 +2,35 @@
 //! scoped-thread helpers that spread per-example loops over the available cores (the matrix
 //! products live in `gemm.rs`).
 
-/// Number of worker threads used by the per-example loops (the same count candle's gemm uses).
+use std::cell::Cell;
+
+thread_local! {
+    /// Set on the driver's chunk workers: their layers run on the calling thread only.
+    static SERIAL: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Number of worker threads used by the per-example loops and the matrix products: 1 on a
+/// chunk worker of the batch driver (the batch is already spread over the threads there),
+/// otherwise the count candle uses.
 pub(crate) fn num_threads() -> usize {
+    if SERIAL.with(Cell::get) {
+        1
+    } else {
+        total_threads()
+    }
+}
+
+/// Number of threads the process may use (candle's count, at least 1).
+pub(crate) fn total_threads() -> usize {
     candle_core::utils::get_num_threads().max(1)
+}
+
+/// Runs `f` with [`num_threads`] = 1 on this thread (for the driver's chunk workers).
+pub(crate) fn serially<R>(f: impl FnOnce() -> R) -> R {
+    let before = SERIAL.with(|s| s.replace(true));
+    let out = f();
+    SERIAL.with(|s| s.set(before));
+    out
 }
 
 /// Splits `out` into `items` equal consecutive blocks of `block` values and calls
@@ -130,29 +156,82 @@ impl ConvGeometry {
 /// k×k×C input patch feeding output pixel (oy, ox), columns ordered (ky, kx, c), zeros outside
 /// the image. The result is (N·Ho·Wo) × (k·k·C).
 ///
+/// Every value is written once (no zero-fill first); on one thread the images are appended to
+/// one buffer, on several each thread builds its images and the parts are joined.
+///
 /// Complexity: O(N·Ho·Wo·k²·C) copies, spread over the threads.
 pub(crate) fn im2col(x: &[f32], n: usize, g: ConvGeometry) -> Vec<f32> {
-    let (ho, wo, cols) = (g.out_h(), g.out_w(), g.cols());
-    let mut out = vec![0.0f32; n * ho * wo * cols];
-    let per_image = ho * wo * cols;
-    par_blocks(&mut out, per_image, |img, block| {
-        let xi = &x[img * g.h * g.w * g.c..(img + 1) * g.h * g.w * g.c];
+    let per_image = g.out_h() * g.out_w() * g.cols();
+    let image = |i: usize, out: &mut Vec<f32>| {
+        im2col_image(&x[i * g.h * g.w * g.c..(i + 1) * g.h * g.w * g.c], g, out);
+    };
+    if num_threads() == 1 || n == 1 {
+        let mut out = Vec::with_capacity(n * per_image);
+        for i in 0..n {
+            image(i, &mut out);
+        }
+        return out;
+    }
+    let parts = par_map(n, |i| {
+        let mut out = Vec::with_capacity(per_image);
+        image(i, &mut out);
+        out
+    });
+    parts.concat()
+}
+
+/// The range kx ∈ lo..hi of kernel columns that land inside the image for output column `ox`
+/// (input column ox + kx − pad ∈ 0..w); empty when none do.
+fn inside_columns(ox: usize, g: ConvGeometry) -> (usize, usize) {
+    let lo = g.pad.saturating_sub(ox).min(g.k);
+    let hi = (g.w + g.pad).saturating_sub(ox).clamp(lo, g.k);
+    (lo, hi)
+}
+
+/// Appends the im2col rows of one image (H×W×C) to `out`: per output pixel and kernel row ky,
+/// the zeros left of the image, the contiguous run of input pixels, the zeros right of it.
+fn im2col_image(xi: &[f32], g: ConvGeometry, out: &mut Vec<f32>) {
+    let (ho, wo, c) = (g.out_h(), g.out_w(), g.c);
+    for oy in 0..ho {
+        for ox in 0..wo {
+            let (lo, hi) = inside_columns(ox, g);
+            for ky in 0..g.k {
+                let iy = (oy + ky).wrapping_sub(g.pad);
+                if iy >= g.h || lo == hi {
+                    out.extend(std::iter::repeat_n(0.0, g.k * c));
+                    continue;
+                }
+                let first = iy * g.w + ox + lo - g.pad;
+                out.extend(std::iter::repeat_n(0.0, lo * c));
+                out.extend_from_slice(&xi[first * c..(first + hi - lo) * c]);
+                out.extend(std::iter::repeat_n(0.0, (g.k - hi) * c));
+            }
+        }
+    }
+}
+
+/// `col2im`, the adjoint of [`im2col`]: scatters-adds the (N·Ho·Wo) × (k·k·C) patch gradients
+/// back onto N×H×W×C channels-last images (one contiguous run per output pixel and kernel row).
+///
+/// Complexity: O(N·Ho·Wo·k²·C) additions, spread over the threads.
+pub(crate) fn col2im(cols_grad: &[f32], n: usize, g: ConvGeometry) -> Vec<f32> {
+    let (ho, wo, cols, c) = (g.out_h(), g.out_w(), g.cols(), g.c);
+    let mut out = vec![0.0f32; n * g.h * g.w * c];
+    par_blocks(&mut out, g.h * g.w * c, |img, xi| {
+        let block = &cols_grad[img * ho * wo * cols..(img + 1) * ho * wo * cols];
         for oy in 0..ho {
             for ox in 0..wo {
-                let row = &mut block[(oy * wo + ox) * cols..(oy * wo + ox + 1) * cols];
+                let (lo, hi) = inside_columns(ox, g);
+                let row = &block[(oy * wo + ox) * cols..(oy * wo + ox + 1) * cols];
                 for ky in 0..g.k {
-                    let iy = (oy + ky) as isize - g.pad as isize;
-                    if iy < 0 || iy >= g.h as isize {
+                    let iy = (oy + ky).wrapping_sub(g.pad);
+                    if iy >= g.h || lo == hi {
                         continue;
                     }
-                    for kx in 0..g.k {
-                        let ix = (ox + kx) as isize - g.pad as isize;
-                        if ix < 0 || ix >= g.w as isize {
-                            continue;
-                        }
-                        let src = (iy as usize * g.w + ix as usize) * g.c;
-                        let dst = (ky * g.k + kx) * g.c;
-                        row[dst..dst + g.c].copy_from_slice(&xi[src..src + g.c]);
+                    let first = iy * g.w + ox + lo - g.pad;
+                    let src = &row[(ky * g.k + lo) * c..(ky * g.k + hi) * c];
+                    for (d, s) in xi[first * c..(first + hi - lo) * c].iter_mut().zip(src) {
+                        *d += *s;
                     }
                 }
             }
@@ -161,38 +240,25 @@ pub(crate) fn im2col(x: &[f32], n: usize, g: ConvGeometry) -> Vec<f32> {
     out
 }
 
-/// `col2im`, the adjoint of [`im2col`]: scatters-adds the (N·Ho·Wo) × (k·k·C) patch gradients
-/// back onto N×H×W×C channels-last images.
-///
-/// Complexity: O(N·Ho·Wo·k²·C) additions, spread over the threads.
-pub(crate) fn col2im(cols_grad: &[f32], n: usize, g: ConvGeometry) -> Vec<f32> {
-    let (ho, wo, cols) = (g.out_h(), g.out_w(), g.cols());
-    let mut out = vec![0.0f32; n * g.h * g.w * g.c];
-    par_blocks(&mut out, g.h * g.w * g.c, |img, xi| {
-        let block = &cols_grad[img * ho * wo * cols..(img + 1) * ho * wo * cols];
-        for oy in 0..ho {
-            for ox in 0..wo {
-                let row = &block[(oy * wo + ox) * cols..(oy * wo + ox + 1) * cols];
-                for ky in 0..g.k {
-                    let iy = (oy + ky) as isize - g.pad as isize;
-                    if iy < 0 || iy >= g.h as isize {
-                        continue;
-                    }
-                    for kx in 0..g.k {
-                        let ix = (ox + kx) as isize - g.pad as isize;
-                        if ix < 0 || ix >= g.w as isize {
-                            continue;
-                        }
-                        let dst = (iy as usize * g.w + ix as usize) * g.c;
-                        let src = (ky * g.k + kx) * g.c;
-                        for (d, s) in xi[dst..dst + g.c].iter_mut().zip(&row[src..src + g.c]) {
-                            *d += *s;
-                        }
-                    }
-                }
-            }
-        }
-    });
+/// Calls `f` with a slice of `len` values whose contents are unspecified (left over from an
+/// earlier call on this thread), for outputs that `f` overwrites completely before reading —
+/// a product computed with `accumulate = false`. The buffer is kept per thread, so the large
+/// backward buffers are neither allocated nor zero-filled again on every chunk.
+pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    /// Buffers above this many values are not kept after the call (a one-off large chunk must
+    /// not pin its memory for the life of the thread).
+    const KEEP: usize = 16 << 20;
+    thread_local! {
+        static SCRATCH: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+    }
+    let mut buf = SCRATCH.with(Cell::take);
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+    let out = f(&mut buf[..len]);
+    if buf.len() <= KEEP {
+        SCRATCH.with(|s| s.set(buf));
+    }
     out
 }
 
@@ -240,6 +306,70 @@ mod tests {
             .map(|(a, b)| (*a as f64) * (*b as f64))
             .sum();
         check(&[lhs as f32], &[rhs as f32], 1e-6);
+    }
+
+    #[test]
+    fn im2col_and_col2im_match_the_definition_on_one_thread_and_several() {
+        // Element (n, oy, ox; ky, kx, c) = x[n, oy + ky − pad, ox + kx − pad, c] or 0 outside.
+        for (h, w, c, k, pad) in [
+            (5, 4, 3, 3, 1),
+            (4, 6, 2, 3, 0),
+            (3, 3, 1, 5, 2),
+            (2, 3, 2, 1, 0),
+        ] {
+            let g = ConvGeometry { h, w, c, k, pad };
+            let n = 3;
+            let x: Vec<f32> = (0..n * h * w * c)
+                .map(|i| (i * 7 % 13) as f32 - 6.0)
+                .collect();
+            let mut want = Vec::new();
+            for img in 0..n {
+                for oy in 0..g.out_h() {
+                    for ox in 0..g.out_w() {
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                for ch in 0..c {
+                                    let (iy, ix) = (oy + ky, ox + kx);
+                                    let inside =
+                                        iy >= pad && ix >= pad && iy - pad < h && ix - pad < w;
+                                    want.push(if inside {
+                                        x[((img * h + iy - pad) * w + ix - pad) * c + ch]
+                                    } else {
+                                        0.0
+                                    });
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            let y: Vec<f32> = (0..want.len()).map(|i| (i * 5 % 9) as f32 - 4.0).collect();
+            let mut back = vec![0.0f32; x.len()];
+            for (i, v) in y.iter().enumerate() {
+                let (row, col) = (i / g.cols(), i % g.cols());
+                let (img, pix) = (row / (g.out_h() * g.out_w()), row % (g.out_h() * g.out_w()));
+                let (oy, ox) = (pix / g.out_w(), pix % g.out_w());
+                let (ky, kx, ch) = (col / (k * c), col / c % k, col % c);
+                let (iy, ix) = (oy + ky, ox + kx);
+                if iy >= pad && ix >= pad && iy - pad < h && ix - pad < w {
+                    back[((img * h + iy - pad) * w + ix - pad) * c + ch] += v;
+                }
+            }
+            check(&im2col(&x, n, g), &want, 0.0);
+            check(&serially(|| im2col(&x, n, g)), &want, 0.0);
+            check(&col2im(&y, n, g), &back, 0.0);
+            check(&serially(|| col2im(&y, n, g)), &back, 0.0);
+        }
+    }
+
+    #[test]
+    fn scratch_buffers_have_the_asked_length() {
+        let first = with_scratch(10, |b| {
+            b.fill(1.0);
+            b.len()
+        });
+        let second = with_scratch(4, |b| b.len());
+        assert_eq!((first, second), (10, 4));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::cnn::check_params;
-use super::driver::{self, DEFAULT_CHUNK};
+use super::driver::{self, DENSE_CHUNK};
 use super::embedding::EmbeddingMean;
 use super::grad::{GradMode, NormStrategy, ParamGrad};
 use super::linear::Linear;
@@ -72,7 +72,7 @@ impl TextClassifier {
             config,
             embedding,
             head,
-            chunk: DEFAULT_CHUNK,
+            chunk: DENSE_CHUNK,
         })
     }
 

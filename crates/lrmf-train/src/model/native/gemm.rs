@@ -11,9 +11,10 @@
 //! (row-major A is prefetched a few lines ahead; a transposed A — the weight gradient Δᵀ — is
 //! read contiguously), so no packing copies are made. Column tails use masked loads and stores.
 //!
-//! Threads: C is split by rows when it has enough of them (each element is computed the same way
-//! whatever the thread count); otherwise, for long k, k is cut into a fixed number of parts
-//! (a function of the shape only, so results do not depend on the thread count) summed in order.
+//! Threads: a product with few rows and a long k is cut into a fixed number of k-parts summed in
+//! order (a function of the shape only, also on one thread); otherwise C is split by rows (each
+//! element is computed the same way whatever the thread count). Results never depend on the
+//! thread count.
 //!
 //! # Safety audit
 //! Every entry point checks
@@ -128,21 +129,14 @@ pub(crate) fn matmul(a: View<'_>, b: View<'_>, c: &mut [f32], accumulate: bool) 
     with_unit_cols(b, |b| spread(a, b, c, accumulate));
 }
 
-/// The threading of [`matmul`], B with unit column stride.
+/// The threading of [`matmul`], B with unit column stride. Whether k is cut into parts is a
+/// function of the shape only, so the result never depends on the thread count.
 fn spread(a: View<'_>, b: View<'_>, c: &mut [f32], accumulate: bool) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     let threads = ops::num_threads();
-    if threads > 1 && n > 0 && m >= 4 * MR * threads {
-        let per = m.div_ceil(threads).div_ceil(MR) * MR;
-        std::thread::scope(|scope| {
-            for (t, part) in c[..m * n].chunks_mut(per * n).enumerate() {
-                let rows = part.len() / n.max(1);
-                let a = a.sub_rows(t * per, t * per + rows);
-                scope.spawn(move || product(a, b, part, accumulate));
-            }
-        });
-    } else if threads > 1 && k >= 2 * KC && m * n > 0 {
-        // Fixed parts (a function of k only), each summed into its own buffer, added in order.
+    if m * n > 0 && m < 8 * MR && k >= 2 * KC {
+        // Few rows, long k: fixed parts (a function of k only), each summed into its own
+        // buffer, added in order.
         let parts = (k / KC).min(4);
         let per = k.div_ceil(parts);
         let partial = ops::par_map(parts, |j| {
@@ -160,6 +154,16 @@ fn spread(a: View<'_>, b: View<'_>, c: &mut [f32], accumulate: bool) {
                 *x += y;
             }
         }
+    } else if threads > 1 && n > 0 && m >= 4 * MR * threads {
+        // Rows split over the threads: every element is computed as on one thread.
+        let per = m.div_ceil(threads).div_ceil(MR) * MR;
+        std::thread::scope(|scope| {
+            for (t, part) in c[..m * n].chunks_mut(per * n).enumerate() {
+                let rows = part.len() / n.max(1);
+                let a = a.sub_rows(t * per, t * per + rows);
+                scope.spawn(move || product(a, b, part, accumulate));
+            }
+        });
     } else {
         product(a, b, &mut c[..m * n], accumulate);
     }
