@@ -19,6 +19,7 @@ Not run in CI (it needs torch and opacus). Usage, in a throwaway virtual environ
 
 import argparse
 import json
+import statistics
 import time
 
 
@@ -74,12 +75,16 @@ def text_batch(batch: int):
 
 
 def timed(step, steps: int, warmup: int = 1):
+    """Median wall seconds of one step (robust to a noisy neighbour), mean CPU seconds."""
     for _ in range(warmup):
         step()
-    start, cpu = time.perf_counter(), time.process_time()
+    cpu = time.process_time()
+    walls = []
     for _ in range(steps):
+        start = time.perf_counter()
         step()
-    return (time.perf_counter() - start) / steps, (time.process_time() - cpu) / steps
+        walls.append(time.perf_counter() - start)
+    return statistics.median(walls), (time.process_time() - cpu) / steps
 
 
 def report(args, model: str, variant: str, wall: float, cpu: float, label: str) -> None:

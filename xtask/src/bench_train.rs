@@ -199,22 +199,36 @@ fn batch_for(name: &str, n: usize) -> Batch {
     }
 }
 
-/// Times `steps` gradient computations after one warm-up step.
+/// Times `steps` gradient computations after one warm-up step: the median wall time of a step
+/// (robust to a noisy neighbour on a shared machine) and the mean CPU time.
 fn measure(model: &dyn DpModel, batch: &Batch, clip: Option<f32>, steps: usize) -> Result<Timing> {
     model.clipped_gradient_sum(batch, clip)?;
     reset_peak_rss();
     let cpu0 = process_cpu_seconds()?;
-    let start = Instant::now();
+    let mut walls = Vec::with_capacity(steps);
     for _ in 0..steps {
+        let start = Instant::now();
         std::hint::black_box(model.clipped_gradient_sum(batch, clip)?);
+        walls.push(start.elapsed().as_secs_f64());
     }
-    let wall = start.elapsed().as_secs_f64() / steps as f64;
+    let wall = median(&mut walls);
     let cpu = (process_cpu_seconds()? - cpu0) / steps as f64;
     Ok(Timing {
         wall,
         cpu,
         peak_mib: peak_rss_mib()?,
     })
+}
+
+/// The median of `x` (the mean of the two middle values for an even count); `x` is not empty.
+fn median(x: &mut [f64]) -> f64 {
+    x.sort_by(f64::total_cmp);
+    let m = x.len() / 2;
+    if x.len() % 2 == 1 {
+        x[m]
+    } else {
+        (x[m - 1] + x[m]) / 2.0
+    }
 }
 
 /// User + system CPU seconds of this process (all threads), from `/proc/self/stat` (fields 14
@@ -353,7 +367,7 @@ fn render(
     torch: Option<&TorchTimes>,
 ) -> String {
     let mut s = format!(
-        "Seconds per step, batch {}, {threads} threads, mean of {} steps (CPU seconds of the \
+        "Seconds per step, batch {}, {threads} threads, median of {} steps (mean CPU seconds of the \
          process in parentheses); load average at start {load:.2}.\n\n",
         args.batch, args.steps
     );
@@ -406,6 +420,13 @@ mod tests {
         for (m, v, wall) in want {
             assert_eq!(got[&(m.to_string(), v.to_string())].wall, *wall);
         }
+    }
+
+    #[test]
+    fn median_is_the_middle_value() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(median(&mut [0.5]), 0.5);
     }
 
     #[test]

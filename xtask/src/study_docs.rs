@@ -34,11 +34,12 @@ pub fn extract(text: &str) -> Option<&str> {
 pub fn splice_marked(text: &str, begin: &str, end: &str, section: &str) -> String {
     let block = format!("{begin}\n{}\n{end}\n", section.trim_end());
     match (text.find(begin), text.find(end)) {
-        (Some(a), Some(b)) if b > a => format!(
-            "{}{block}{}",
-            &text[..a],
-            text[b + end.len()..].trim_start_matches('\n')
-        ),
+        (Some(a), Some(b)) if b > a => {
+            // One blank line between the section and whatever follows it.
+            let rest = text[b + end.len()..].trim_start_matches('\n');
+            let gap = if rest.is_empty() { "" } else { "\n" };
+            format!("{}{block}{gap}{rest}", &text[..a])
+        }
         _ => format!("{}\n\n{block}", text.trim_end()),
     }
 }
@@ -449,7 +450,11 @@ mod tests {
         let once = check("# report\n\nquick part\n", "## full\nv1\n");
         assert!(once.starts_with("# report\n\nquick part\n\n"));
         let twice = check(&format!("{once}\ntrailer\n"), "## full\nv2\n");
-        assert!(twice.contains("v2") && !twice.contains("v1") && twice.ends_with("trailer\n"));
+        assert!(twice.contains("v2") && !twice.contains("v1"));
+        assert!(
+            twice.ends_with(&format!("{END}\n\ntrailer\n")),
+            "one blank line after"
+        );
         assert_eq!(extract("no section"), None);
     }
 }

@@ -101,13 +101,19 @@ pub(crate) fn slice_batch(batch: &Batch, start: usize, end: usize) -> Batch {
     }
 }
 
+/// Examples per unit of work of [`clipped_sum`] (at least one chunk): each unit sums its chunks'
+/// clipped gradients into one vector of d values, so small chunks do not each pay an O(d)
+/// zero-fill and addition.
+const BLOCK_EXAMPLES: usize = 32;
+
 /// Σ_i clip(g_i) over `batch` in chunks of at most `chunk` examples; `step` runs one chunk and
 /// returns (Σ loss, #correct, layer gradients in parameter order).
 ///
-/// Each chunk's clipped sum is formed on its own and the chunk sums are added in chunk order,
-/// so the result depends on the batch and `chunk` only, never on the number of threads.
+/// The batch is cut into blocks of whole chunks (≈ [`BLOCK_EXAMPLES`] examples); a block sums its
+/// chunks in order, and the block sums are added in block order, so the result depends on the
+/// batch and `chunk` only, never on the number of threads.
 ///
-/// Complexity: the cost of `step` over all chunks, spread over the threads, plus O(d) per chunk
+/// Complexity: the cost of `step` over all chunks, spread over the threads, plus O(d) per block
 /// for the reduction.
 pub(crate) fn clipped_sum<F>(
     batch: &Batch,
@@ -121,6 +127,7 @@ where
 {
     grad::check_clip(clip)?;
     check_batch(batch)?;
+    check_chunk(chunk)?;
     super::native::malloc::keep_freed_memory();
     let mode = if clip.is_some() {
         GradMode::PerExample
@@ -133,25 +140,52 @@ where
         correct: 0,
         clipped: 0,
     };
+    let block = chunk * (BLOCK_EXAMPLES / chunk).max(1);
     map_chunks(
         batch,
-        chunk,
+        block,
         |part| {
-            let (loss, correct, grads) = step(part, mode)?;
-            let mut sum = vec![0.0f32; num_params];
-            let clipped = grad::reduce(grads, part.len(), clip, &mut sum)?;
-            Ok((loss, correct, clipped, sum))
+            let mut sum = GradientStats {
+                grad_sum: vec![0.0; num_params],
+                loss_sum: 0.0,
+                correct: 0,
+                clipped: 0,
+            };
+            for (start, end) in ranges(part.len(), chunk) {
+                let (loss, correct, grads) = step(&sub_batch(part, start, end), mode)?;
+                sum.clipped += grad::reduce(grads, end - start, clip, &mut sum.grad_sum)?;
+                sum.loss_sum += loss;
+                sum.correct += correct;
+            }
+            Ok(sum)
         },
-        |(loss, correct, clipped, sum)| {
-            for (total, x) in stats.grad_sum.iter_mut().zip(&sum) {
+        |sum| {
+            for (total, x) in stats.grad_sum.iter_mut().zip(&sum.grad_sum) {
                 *total += x;
             }
-            stats.loss_sum += loss;
-            stats.correct += correct;
-            stats.clipped += clipped;
+            stats.loss_sum += sum.loss_sum;
+            stats.correct += sum.correct;
+            stats.clipped += sum.clipped;
         },
     )?;
     Ok(stats)
+}
+
+/// The ranges start..end of the consecutive chunks of at most `chunk` (≥ 1) of `n` examples.
+fn ranges(n: usize, chunk: usize) -> Vec<(usize, usize)> {
+    (0..n)
+        .step_by(chunk)
+        .map(|start| (start, (start + chunk).min(n)))
+        .collect()
+}
+
+/// Examples `start..end` of `batch` (the batch itself, cloned, when that is all of it).
+fn sub_batch(batch: &Batch, start: usize, end: usize) -> Batch {
+    if start == 0 && end == batch.len() {
+        batch.clone()
+    } else {
+        slice_batch(batch, start, end)
+    }
 }
 
 /// (Σ loss, #correct) over `batch` in chunks of at most `chunk` examples.
@@ -187,19 +221,8 @@ fn map_chunks<T: Send>(
     mut merge: impl FnMut(T),
 ) -> Result<()> {
     check_chunk(chunk)?;
-    let n = batch.len();
-    let chunks: Vec<(usize, usize)> = (0..n)
-        .step_by(chunk)
-        .map(|start| (start, (start + chunk).min(n)))
-        .collect();
-    let part = |i: usize| {
-        let (start, end) = chunks[i];
-        if start == 0 && end == n {
-            batch.clone()
-        } else {
-            slice_batch(batch, start, end)
-        }
-    };
+    let chunks = ranges(batch.len(), chunk);
+    let part = |i: usize| sub_batch(batch, chunks[i].0, chunks[i].1);
     let threads = ops::total_threads().min(chunks.len());
     if threads <= 1 {
         for i in 0..chunks.len() {

@@ -97,23 +97,33 @@ impl GroupNorm {
                 .collect()
         });
         let inv_std: Vec<f32> = stats.iter().flatten().map(|&(_, inv)| inv as f32).collect();
-        let mut xhat = vec![0.0f32; x.data.len()];
-        ops::par_blocks(&mut xhat, hw * c, |i, block| {
+        // x̂ = x·(1/σ) − μ/σ and y = γ·x̂ + β, per channel coefficients in f32 (so the
+        // element loops vectorise); the statistics above stay in f64.
+        let xhat = ops::par_build(x.n, hw * c, |i, out| {
             let xi = &x.data[i * hw * c..(i + 1) * hw * c];
-            let (mean, inv): (Vec<f64>, Vec<f64>) = (0..c).map(|ch| stats[i][ch / cg]).unzip();
-            for (out, px) in block.chunks_mut(c).zip(xi.chunks(c)) {
-                for (((o, &v), m), r) in out.iter_mut().zip(px).zip(&mean).zip(&inv) {
-                    *o = ((v as f64 - m) * r) as f32;
-                }
+            let (scale, shift): (Vec<f32>, Vec<f32>) = (0..c)
+                .map(|ch| {
+                    let (m, r) = stats[i][ch / cg];
+                    (r as f32, (-m * r) as f32)
+                })
+                .unzip();
+            for px in xi.chunks(c) {
+                out.extend(
+                    px.iter()
+                        .zip(&scale)
+                        .zip(&shift)
+                        .map(|((&v, a), b)| v * a + b),
+                );
             }
         });
-        let mut data = vec![0.0f32; xhat.len()];
-        ops::par_blocks(&mut data, hw * c, |i, block| {
-            let xi = &xhat[i * hw * c..(i + 1) * hw * c];
-            for (out, px) in block.chunks_mut(c).zip(xi.chunks(c)) {
-                for (((o, &v), ga), be) in out.iter_mut().zip(px).zip(&self.gamma).zip(&self.beta) {
-                    *o = v * ga + be;
-                }
+        let data = ops::par_build(x.n, hw * c, |i, out| {
+            for px in xhat[i * hw * c..(i + 1) * hw * c].chunks(c) {
+                out.extend(
+                    px.iter()
+                        .zip(&self.gamma)
+                        .zip(&self.beta)
+                        .map(|((&v, ga), be)| v * ga + be),
+                );
             }
         });
         Ok((
@@ -134,6 +144,32 @@ impl GroupNorm {
         ))
     }
 
+    /// Per channel of one example: [γ, m1, m2, 1/σ] of its group, with dx̂ = dy·γ,
+    /// m1 = mean(dx̂) = Σ_{ch∈g} γ_ch·dβ_ch / count and m2 = mean(dx̂∘x̂) = Σ_{ch∈g} γ_ch·dγ_ch /
+    /// count (`sums` = [dγ; dβ] of the example, `inv_std` its groups' 1/σ), laid out per channel
+    /// so the inner loop of the backward pass vectorises.
+    fn coefficients(&self, sums: &[f64], inv_std: &[f32], count: f64) -> Vec<[f64; 4]> {
+        let c = self.gamma.len();
+        let cg = c / self.groups;
+        let moments: Vec<(f64, f64)> = (0..self.groups)
+            .map(|gi| {
+                let chans = gi * cg..(gi + 1) * cg;
+                let m1: f64 = chans
+                    .clone()
+                    .map(|ch| self.gamma[ch] as f64 * sums[c + ch])
+                    .sum();
+                let m2: f64 = chans.map(|ch| self.gamma[ch] as f64 * sums[ch]).sum();
+                (m1 / count, m2 / count)
+            })
+            .collect();
+        (0..c)
+            .map(|ch| {
+                let (m1, m2) = moments[ch / cg];
+                [self.gamma[ch] as f64, m1, m2, inv_std[ch / cg] as f64]
+            })
+            .collect()
+    }
+
     /// dx = (1/σ)(dx̂ − mean(dx̂) − x̂·mean(dx̂ ∘ x̂)) per group, with dx̂ = dy·γ;
     /// dγ_i = Σ_s dy ∘ x̂, dβ_i = Σ_s dy (per example when `mode` asks).
     ///
@@ -147,59 +183,31 @@ impl GroupNorm {
             w,
         } = cache;
         let c = self.gamma.len();
-        let (g, cg, hw) = (self.groups, c / self.groups, h * w);
-        let count = (hw * cg) as f64;
-        // Per example and channel, in f64: Σ_s dy∘x̂ (= dγ) and Σ_s dy (= dβ).
-        let sums: Vec<Vec<f64>> = ops::par_map(n, |i| {
+        let (g, hw) = (self.groups, h * w);
+        let count = (hw * (c / g)) as f64;
+        let sums = channel_sums(&dy.data, &xhat, n, hw, c);
+        let rows: Vec<f32> = sums.iter().flatten().map(|&v| v as f32).collect();
+        // dx = a·dy + b·x̂ + e per channel, a = γ/σ, b = −m2/σ, e = −m1/σ (coefficients from
+        // the f64 moments, the element loop in f32 so it vectorises).
+        let dx = ops::par_build(n, hw * c, |i, out| {
             let base = i * hw * c;
-            let mut s = vec![0.0f64; 2 * c];
-            let (sg, sb) = s.split_at_mut(c);
+            let per_ch: Vec<[f32; 3]> = self
+                .coefficients(&sums[i], &inv_std[i * g..(i + 1) * g], count)
+                .into_iter()
+                .map(|[ga, m1, m2, inv]| {
+                    [(inv * ga) as f32, (-inv * m2) as f32, (-inv * m1) as f32]
+                })
+                .collect();
             for (dp, xp) in dy.data[base..base + hw * c]
                 .chunks(c)
                 .zip(xhat[base..base + hw * c].chunks(c))
             {
-                for (((a, b), &d), &xv) in sg.iter_mut().zip(sb.iter_mut()).zip(dp).zip(xp) {
-                    *a += d as f64 * xv as f64;
-                    *b += d as f64;
-                }
-            }
-            s
-        });
-        let rows: Vec<f32> = sums.iter().flatten().map(|&v| v as f32).collect();
-        // Per group, with dx̂ = dy·γ: m1 = mean(dx̂) = Σ_{ch∈g} γ_ch·dβ_ch / count and
-        // m2 = mean(dx̂∘x̂) = Σ_{ch∈g} γ_ch·dγ_ch / count.
-        let mut dx = vec![0.0f32; dy.data.len()];
-        ops::par_blocks(&mut dx, hw * c, |i, block| {
-            let base = i * hw * c;
-            let s = &sums[i];
-            let moments: Vec<(f64, f64, f64)> = (0..g)
-                .map(|gi| {
-                    let chans = gi * cg..(gi + 1) * cg;
-                    let m1: f64 = chans
-                        .clone()
-                        .map(|ch| self.gamma[ch] as f64 * s[c + ch])
-                        .sum();
-                    let m2: f64 = chans.map(|ch| self.gamma[ch] as f64 * s[ch]).sum();
-                    (m1 / count, m2 / count, inv_std[i * g + gi] as f64)
-                })
-                .collect();
-            // Per channel: γ, m1, m2, 1/σ of its group (so the inner loop vectorises).
-            let per_ch: Vec<[f64; 4]> = (0..c)
-                .map(|ch| {
-                    let (m1, m2, inv) = moments[ch / cg];
-                    [self.gamma[ch] as f64, m1, m2, inv]
-                })
-                .collect();
-            for ((out, dp), xp) in block
-                .chunks_mut(c)
-                .zip(dy.data[base..base + hw * c].chunks(c))
-                .zip(xhat[base..base + hw * c].chunks(c))
-            {
-                for (((o, &d), &xv), [ga, m1, m2, inv]) in
-                    out.iter_mut().zip(dp).zip(xp).zip(&per_ch)
-                {
-                    *o = (inv * (d as f64 * ga - m1 - xv as f64 * m2)) as f32;
-                }
+                out.extend(
+                    dp.iter()
+                        .zip(xp)
+                        .zip(&per_ch)
+                        .map(|((&d, &xv), [a, b, e])| a * d + b * xv + e),
+                );
             }
         });
         let grad = match mode {
@@ -225,4 +233,25 @@ impl GroupNorm {
             grad,
         )
     }
+}
+
+/// Per example and channel, in f64: [Σ_s dy∘x̂ (= dγ); Σ_s dy (= dβ)] (2·C values per example).
+///
+/// Complexity: O(N·H·W·C), spread over the examples.
+fn channel_sums(dy: &[f32], xhat: &[f32], n: usize, hw: usize, c: usize) -> Vec<Vec<f64>> {
+    ops::par_map(n, |i| {
+        let base = i * hw * c;
+        let mut s = vec![0.0f64; 2 * c];
+        let (sg, sb) = s.split_at_mut(c);
+        for (dp, xp) in dy[base..base + hw * c]
+            .chunks(c)
+            .zip(xhat[base..base + hw * c].chunks(c))
+        {
+            for (((a, b), &d), &xv) in sg.iter_mut().zip(sb.iter_mut()).zip(dp).zip(xp) {
+                *a += d as f64 * xv as f64;
+                *b += d as f64;
+            }
+        }
+        s
+    })
 }

@@ -162,22 +162,36 @@ impl ConvGeometry {
 /// Complexity: O(N·Ho·Wo·k²·C) copies, spread over the threads.
 pub(crate) fn im2col(x: &[f32], n: usize, g: ConvGeometry) -> Vec<f32> {
     let per_image = g.out_h() * g.out_w() * g.cols();
-    let image = |i: usize, out: &mut Vec<f32>| {
+    par_build(n, per_image, |i, out| {
         im2col_image(&x[i * g.h * g.w * g.c..(i + 1) * g.h * g.w * g.c], g, out);
-    };
-    if num_threads() == 1 || n == 1 {
-        let mut out = Vec::with_capacity(n * per_image);
-        for i in 0..n {
-            image(i, &mut out);
+    })
+}
+
+/// The concatenation of `items` blocks of `per_item` values, block i appended by `f(i, out)`
+/// (which pushes exactly `per_item` values): every value is written once, with no zero-fill
+/// first. On one thread the blocks go straight into the result; on several each thread builds
+/// its blocks and the parts are joined.
+///
+/// Complexity: the work of `f` over all items, divided over the threads (plus one copy when
+/// threaded).
+pub(crate) fn par_build(
+    items: usize,
+    per_item: usize,
+    f: impl Fn(usize, &mut Vec<f32>) + Sync,
+) -> Vec<f32> {
+    if num_threads() == 1 || items <= 1 {
+        let mut out = Vec::with_capacity(items * per_item);
+        for i in 0..items {
+            f(i, &mut out);
         }
         return out;
     }
-    let parts = par_map(n, |i| {
-        let mut out = Vec::with_capacity(per_image);
-        image(i, &mut out);
+    par_map(items, |i| {
+        let mut out = Vec::with_capacity(per_item);
+        f(i, &mut out);
         out
-    });
-    parts.concat()
+    })
+    .concat()
 }
 
 /// The range kx ∈ lo..hi of kernel columns that land inside the image for output column `ox`
