@@ -10,9 +10,10 @@ use crate::run::RunDir;
 use crate::table::{Table, f, opt};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
+use lrmf_factor::Method;
 use lrmf_train::{Progress, StepMetrics, Summary, TrainConfig};
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -23,13 +24,13 @@ pub const DELTA: f64 = 1e-5;
 /// The schedule shared by all runs: exponential decay to β = 0.1 of the initial rate.
 pub const SCHEDULE: (&str, f64) = ("exponential", 0.1);
 /// `None` = non-private; else the factorization method.
-pub const METHODS: [Option<&str>; 6] = [
+pub const METHODS: [Option<Method>; 6] = [
     None,
-    Some("identity"),
-    Some("bsr"),
-    Some("lr-bsr"),
-    Some("bisr"),
-    Some("lr-bisr"),
+    Some(Method::Identity),
+    Some(Method::Bsr),
+    Some(Method::LrBsr),
+    Some(Method::Bisr),
+    Some(Method::LrBisr),
 ];
 
 /// Size of one data set's runs in a mode.
@@ -103,14 +104,14 @@ pub fn estimate(scales: &[DataScale]) -> f64 {
 /// The training config of one run.
 pub fn config(
     d: &DataScale,
-    method: Option<&str>,
+    method: Option<Method>,
     seed: u64,
     data_dir: &Path,
 ) -> Result<TrainConfig> {
     let name = format!(
         "{}-{}-seed{seed}",
         d.dataset,
-        method.unwrap_or("non-private")
+        method.map_or("non-private", |m| m.name())
     );
     let mut t = String::new();
     writeln!(
@@ -155,11 +156,12 @@ pub fn config(
         Some(m) => {
             writeln!(
                 t,
-                "[privacy]\nclip_norm = 1.0\nmethod = {m:?}\nepsilon = {}\ndelta = {}\naccountant = \"gaussian\"\nsampling = \"balls-in-bins\"",
+                "[privacy]\nclip_norm = 1.0\nmethod = {:?}\nepsilon = {}\ndelta = {}\naccountant = \"gaussian\"\nsampling = \"balls-in-bins\"",
+                m.name(),
                 f(EPSILON),
                 DELTA
             )?;
-            if m != "identity" {
+            if m.is_banded() {
                 writeln!(t, "band = {}", d.band)?;
             }
         }
@@ -225,24 +227,7 @@ pub fn run(
     data_dir: &Path,
     stop: &Arc<AtomicBool>,
 ) -> Result<Option<Table>> {
-    let dd = lrmf_data::DataDir::new(data_dir);
-    let mut missing = Vec::new();
-    if scales.iter().any(|d| d.dataset == "cifar10")
-        && let Err(e) = dd.cifar10()
-    {
-        missing.push(e.to_string());
-    }
-    if scales.iter().any(|d| d.dataset == "imdb")
-        && let Err(e) = dd.imdb()
-    {
-        missing.push(e.to_string());
-    }
-    if !missing.is_empty() {
-        let msg = format!(
-            "the data is missing — run `cargo xtask data` (or `cargo xtask data --data-dir {}`) and then `cargo xtask repro` again. {}",
-            data_dir.display(),
-            missing.join(" ")
-        );
+    if let Some(msg) = missing_data(scales, data_dir) {
         crate::run::write_atomic(&run.file("accuracy.skipped"), msg.as_bytes())?;
         eprintln!("accuracy: skipped: {msg}");
         return Ok(None);
@@ -252,7 +237,7 @@ pub fn run(
         &run.file("accuracy_data.txt"),
         format!("{}\n", cifar10_copy(data_dir)).as_bytes(),
     )?;
-    let mut jobs: Vec<(DataScale, Option<&str>, u64)> = Vec::new();
+    let mut jobs: Vec<(DataScale, Option<Method>, u64)> = Vec::new();
     for d in scales {
         for s in 0..d.seeds as u64 {
             for m in METHODS {
@@ -264,6 +249,7 @@ pub fn run(
         .iter()
         .map(|(d, m, s)| config(d, *m, *s, data_dir))
         .collect::<Result<_>>()?;
+    // Progress in expected seconds: each step of a job weighs its run time / its steps.
     let weights: Vec<u64> = jobs
         .iter()
         .zip(&configs)
@@ -276,6 +262,63 @@ pub fn run(
         .zip(&weights)
         .map(|(c, w)| w * c.shape().total_steps as u64)
         .sum();
+    let bar = progress_bar(total);
+    let mut t = Table::new(&HEADER);
+    for (((d, m, s), c), w) in jobs.iter().zip(&configs).zip(&weights) {
+        let name = c.name.clone().unwrap_or_default();
+        bar.set_message(name.clone());
+        let dir = run.file("accuracy").join(&name);
+        let mut p = Bar {
+            bar: &bar,
+            weight: *w,
+        };
+        let row = match train_or_reuse(c, &dir, stop, &mut p) {
+            Ok(sm) if !sm.completed => {
+                bar.abandon_with_message("interrupted");
+                anyhow::bail!(
+                    "interrupted during {name}; resume with `cargo xtask repro --resume {}`",
+                    run.path.display()
+                );
+            }
+            Ok(sm) => row(d, *m, *s, Ok(&sm)),
+            Err(e) => {
+                let why = e.to_string().replace([',', '"', '\n', '\r'], ";");
+                eprintln!("accuracy: {name} failed: {why}");
+                row(d, *m, *s, Err((c, why)))
+            }
+        };
+        t.push(row)?;
+    }
+    bar.finish_with_message(format!("{} training runs", jobs.len()));
+    Ok(Some(t))
+}
+
+/// Why the data of `scales` cannot be read from `data_dir` (with the command that fetches it),
+/// or `None` when it is all there.
+fn missing_data(scales: &[DataScale], data_dir: &Path) -> Option<String> {
+    let dd = lrmf_data::DataDir::new(data_dir);
+    let mut missing = Vec::new();
+    if scales.iter().any(|d| d.dataset == "cifar10")
+        && let Err(e) = dd.cifar10()
+    {
+        missing.push(e.to_string());
+    }
+    if scales.iter().any(|d| d.dataset == "imdb")
+        && let Err(e) = dd.imdb()
+    {
+        missing.push(e.to_string());
+    }
+    (!missing.is_empty()).then(|| {
+        format!(
+            "the data is missing — run `cargo xtask data` (or `cargo xtask data --data-dir {}`) and then `cargo xtask repro` again. {}",
+            data_dir.display(),
+            missing.join(" ")
+        )
+    })
+}
+
+/// The progress bar of experiment 4 over `total` weighted steps.
+fn progress_bar(total: u64) -> ProgressBar {
     let bar = ProgressBar::new(total);
     bar.set_style(
         ProgressStyle::with_template(
@@ -284,89 +327,82 @@ pub fn run(
         .expect("valid template"),
     );
     bar.set_prefix("accuracy");
-    let mut t = Table::new(&HEADER);
-    for (((d, m, s), c), w) in jobs.iter().zip(&configs).zip(&weights) {
-        let name = c.name.clone().unwrap_or_default();
-        let dir: PathBuf = run.file("accuracy").join(&name);
-        bar.set_message(name.clone());
-        let summary_path = dir.join("summary.json");
-        let prev: Option<Summary> = std::fs::read_to_string(&summary_path)
-            .ok()
-            .and_then(|x| serde_json::from_str(&x).ok());
-        let result = match prev {
-            Some(sm) if sm.completed && sm.config_hash == c.hash() => {
-                bar.inc(w * c.shape().total_steps as u64);
-                Ok(sm)
+    bar
+}
+
+/// The summary of the run of `c` in `dir`: reused when a completed run of the same config is
+/// there, else trained (resumed from its checkpoint when there is one; a completed run of an
+/// older config is started over).
+fn train_or_reuse(
+    c: &TrainConfig,
+    dir: &Path,
+    stop: &Arc<AtomicBool>,
+    p: &mut Bar<'_>,
+) -> Result<Summary> {
+    let prev: Option<Summary> = std::fs::read_to_string(dir.join("summary.json"))
+        .ok()
+        .and_then(|x| serde_json::from_str(&x).ok());
+    match prev {
+        Some(sm) if sm.completed && sm.config_hash == c.hash() => {
+            p.bar.inc(p.weight * c.shape().total_steps as u64);
+            Ok(sm)
+        }
+        _ => {
+            let resume = dir.join("checkpoint.bin").is_file();
+            if !resume && dir.join(lrmf_train::release::RELEASE_FILE).exists() {
+                std::fs::remove_dir_all(dir)?;
             }
-            _ => {
-                let resume = dir.join("checkpoint.bin").is_file();
-                if !resume && dir.join(lrmf_train::release::RELEASE_FILE).exists() {
-                    // A completed run of an older config: start it over.
-                    std::fs::remove_dir_all(&dir)?;
-                }
-                let mut p = Bar {
-                    bar: &bar,
-                    weight: *w,
-                };
-                lrmf_train::train(c, &dir, resume, stop.clone(), &mut p)
-            }
-        };
-        let row = match result {
-            Ok(sm) if !sm.completed => {
-                bar.abandon_with_message("interrupted");
-                anyhow::bail!(
-                    "interrupted during {name}; resume with `cargo xtask repro --resume {}`",
-                    run.path.display()
-                );
-            }
-            Ok(sm) => vec![
-                d.dataset.to_string(),
-                m.unwrap_or("non-private").to_string(),
-                opt(sm.band),
-                s.to_string(),
-                sm.num_train.to_string(),
-                sm.num_test.to_string(),
-                sm.epochs.to_string(),
-                sm.steps_per_epoch.to_string(),
-                sm.total_steps.to_string(),
-                f(sm.expected_batch_size),
-                opt(sm.epsilon.map(f)),
-                opt(sm.delta.map(f)),
-                opt(sm.noise_multiplier.map(f)),
-                opt(sm.sensitivity.map(f)),
-                opt(sm.test_accuracy.map(f)),
-                f(sm.wall_time_s),
-                "ok".into(),
-            ],
-            Err(e) => {
-                let why = e.to_string().replace([',', '"', '\n', '\r'], ";");
-                eprintln!("accuracy: {name} failed: {why}");
-                let sh = c.shape();
-                vec![
-                    d.dataset.to_string(),
-                    m.unwrap_or("non-private").to_string(),
-                    String::new(),
-                    s.to_string(),
-                    sh.num_train.to_string(),
-                    sh.num_test.to_string(),
-                    sh.epochs.to_string(),
-                    sh.steps_per_epoch.to_string(),
-                    sh.total_steps.to_string(),
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                    format!("failed: {why}"),
-                ]
-            }
-        };
-        t.push(row)?;
+            Ok(lrmf_train::train(c, dir, resume, stop.clone(), p)?)
+        }
     }
-    bar.finish_with_message(format!("{} training runs", jobs.len()));
-    Ok(Some(t))
+}
+
+/// The [`HEADER`] row of one run: its summary, or (config, reason) when it failed.
+fn row(
+    d: &DataScale,
+    m: Option<Method>,
+    seed: u64,
+    result: std::result::Result<&Summary, (&TrainConfig, String)>,
+) -> Vec<String> {
+    let method = m.map_or("non-private", |m| m.name()).to_string();
+    match result {
+        Ok(sm) => vec![
+            d.dataset.to_string(),
+            method,
+            opt(sm.band),
+            seed.to_string(),
+            sm.num_train.to_string(),
+            sm.num_test.to_string(),
+            sm.epochs.to_string(),
+            sm.steps_per_epoch.to_string(),
+            sm.total_steps.to_string(),
+            f(sm.expected_batch_size),
+            opt(sm.epsilon.map(f)),
+            opt(sm.delta.map(f)),
+            opt(sm.noise_multiplier.map(f)),
+            opt(sm.sensitivity.map(f)),
+            opt(sm.test_accuracy.map(f)),
+            f(sm.wall_time_s),
+            "ok".into(),
+        ],
+        Err((c, why)) => {
+            let sh = c.shape();
+            let mut r = vec![
+                d.dataset.to_string(),
+                method,
+                String::new(),
+                seed.to_string(),
+                sh.num_train.to_string(),
+                sh.num_test.to_string(),
+                sh.epochs.to_string(),
+                sh.steps_per_epoch.to_string(),
+                sh.total_steps.to_string(),
+            ];
+            r.resize(HEADER.len() - 1, String::new());
+            r.push(format!("failed: {why}"));
+            r
+        }
+    }
 }
 
 /// Report section of experiment 4: mean ± std of test accuracy over seeds (quick mode), or the
@@ -444,7 +480,7 @@ pub fn report(run: &RunDir, t: &Table, img: &dyn Fn(&str) -> String) -> Result<S
 mod tests {
     use super::*;
 
-    fn check(d: &DataScale, method: Option<&str>) {
+    fn check(d: &DataScale, method: Option<Method>) {
         let c = config(d, method, 7, Path::new("/nonexistent")).unwrap();
         let shape = c.shape();
         assert_eq!(shape.epochs, d.epochs);
@@ -452,7 +488,7 @@ mod tests {
             assert_eq!(shape.num_train, n);
             assert_eq!(shape.steps_per_epoch, n / d.batch);
         }
-        assert_eq!(c.privacy.method, method.unwrap_or("identity"));
+        assert_eq!(c.privacy.method, method.unwrap_or(Method::Identity));
         assert_eq!(c.seed, Some(7));
     }
 

@@ -131,23 +131,8 @@ pub fn save_linear(
     cols: usize,
 ) -> Result<Vec<PathBuf>> {
     let cols = cols.max(1).min(panels.len().max(1));
-    let rows = panels.len().div_ceil(cols).max(1);
-    let size = (cols as u32 * 480, rows as u32 * 360 + 40);
-    let svg = PathBuf::from(format!("{}.svg", stem.display()));
-    let png = PathBuf::from(format!("{}.png", stem.display()));
-    draw(
-        SVGBackend::new(&svg, size).into_drawing_area(),
-        title,
-        panels,
-        cols,
-    )?;
-    draw(
-        BitMapBackend::new(&png, size).into_drawing_area(),
-        title,
-        panels,
-        cols,
-    )?;
-    Ok(vec![svg, png])
+    let size = crate::plot::grid_size(panels, cols, (480, 360));
+    crate::plot::save_svg_and_png!(stem, size, draw, title, panels, cols)
 }
 
 #[cfg(test)]

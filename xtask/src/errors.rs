@@ -13,6 +13,9 @@ use lrmf_factor::{MAX_BLT_N, MAX_DENSE_OPT_N, Method};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+/// The name DP-SGD (C = I) has in the result rows.
+const DP_SGD: &str = Method::Identity.name();
+
 /// Schedules of experiment 1.
 pub const SCHEDULES: [&str; 4] = ["exponential", "cosine", "linear", "polynomial"];
 /// Final-over-initial learning rates β of experiment 1.
@@ -174,7 +177,7 @@ pub fn band_jobs(s: Scale) -> Vec<StrategyArgs> {
         for b in MIN_SEPS {
             for beta in BAND_DECAYS {
                 let n = k * b;
-                jobs.push(args("exponential", beta, n, "identity", None, Some(b), k));
+                jobs.push(args("exponential", beta, n, DP_SGD, None, Some(b), k));
                 for m in band_study_methods() {
                     for p in band_study_bands(s, m, b, n) {
                         jobs.push(args("exponential", beta, n, m.name(), p, Some(b), k));
@@ -307,7 +310,7 @@ fn single_curves() -> Vec<&'static str> {
 
 pub(crate) fn label(m: &str) -> String {
     match m {
-        "identity" => "identity (DP-SGD)".into(),
+        DP_SGD => "identity (DP-SGD)".into(),
         LOWER_BOUND => "lower bound ‖W‖*/n".into(),
         _ => m.to_string(),
     }
@@ -397,13 +400,13 @@ fn single_intro(s: &mut String, rs: &[Row], img: &dyn Fn(&str) -> String) -> Res
     writeln!(
         s,
         "Single participation (k = 1), n = 2^6 … 2^{}. Sizes evaluated (from the CSV): identity up to n = {}; sqrt and lr-sqrt up to n = {} for the exponential schedule and n = {} for cosine, linear and polynomial (their error goes through an O(n²) path); dense-sqrt and the lower bound ‖W‖*/n up to n = {} (O(n³)); blt and lr-blt (BLT, d buffers chosen automatically) up to n = {}; dense-opt and lr-dense-opt (the optimal dense C for single participation, O(n³) per iteration) up to n = {}. The optimized methods minimize MeanSE (`--objective mean-se`): blt and dense-opt on the constant-rate workload (w/o LRS), lr-blt and lr-dense-opt on the true one (w/ LRS).\n",
-        max_n_of(rs, "identity", "exponential").trailing_zeros(),
-        top("identity", "exponential"),
-        top("lr-sqrt", "exponential"),
-        top("lr-sqrt", "cosine"),
-        top("dense-sqrt", "exponential"),
-        top("lr-blt", "exponential"),
-        top("lr-dense-opt", "exponential"),
+        max_n_of(rs, DP_SGD, "exponential").trailing_zeros(),
+        top(DP_SGD, "exponential"),
+        top(Method::LrSqrt.name(), "exponential"),
+        top(Method::LrSqrt.name(), "cosine"),
+        top(Method::DenseSqrt.name(), "exponential"),
+        top(Method::LrBlt.name(), "exponential"),
+        top(Method::LrDenseOpt.name(), "exponential"),
     )?;
     for sched in SCHEDULES {
         writeln!(
@@ -452,8 +455,9 @@ fn paper_check(s: &mut String, rs: &[Row]) -> Result<()> {
         "\n**Check of the paper's exponential result.** d(n) = MaxSE(lr-sqrt) − (1/π)·ln(n / (2 ln(1/β))) for the exponential schedule:\n"
     )?;
     let lr_sqrt = |beta: f64| {
-        rs.iter()
-            .filter(move |r| r.schedule == "exponential" && r.beta == beta && r.method == "lr-sqrt")
+        rs.iter().filter(move |r| {
+            r.schedule == "exponential" && r.beta == beta && r.method == Method::LrSqrt.name()
+        })
     };
     let mut exp_ns: Vec<usize> = DECAYS
         .iter()
@@ -657,8 +661,8 @@ fn band_panel(rs: &[Row], k: usize, b: usize, beta: f64, legend: bool) -> Panel 
         color,
     };
     let mut series = Vec::new();
-    if let Some(id) = sel("identity").first() {
-        series.push(level("DP-SGD (identity)".into(), id, color_of("identity")));
+    if let Some(id) = sel(DP_SGD).first() {
+        series.push(level("DP-SGD (identity)".into(), id, color_of(DP_SGD)));
     }
     for m in &methods {
         let rows = sel(m.name());
@@ -714,8 +718,8 @@ pub fn report_bands(t: &Table, img: &dyn Fn(&str) -> String) -> Result<String> {
     writeln!(
         s,
         "Exponential schedule, n = k·b steps, k participations at min-separation b (epochs), bands p = b/8 … min(8b, n) in powers of two. The optimized methods (bandmf, bandinv, blt: w/o LRS, optimized on the constant-rate workload; lr-bandmf, lr-bandinv, lr-blt: w/ LRS, optimized on the true workload) minimize MeanSE (the default `--objective mean-se`); bandmf and bandinv run up to n = {} (from the CSV), bandmf only for p ≤ b; blt and lr-blt (no band: d buffers, chosen automatically, shown as a level in the plots) up to n = {}. The tables rank by MaxSE, so compare their MeanSE column too. β = 1 is the constant-rate check: there the lr- methods must coincide with their plain forms.\n",
-        top("lr-bandmf"),
-        top("lr-blt")
+        top(Method::LrBandmf.name()),
+        top(Method::LrBlt.name())
     )?;
     for beta in BAND_DECAYS {
         writeln!(
@@ -735,9 +739,10 @@ pub fn report_bands(t: &Table, img: &dyn Fn(&str) -> String) -> Result<String> {
     writeln!(s, "|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|")?;
     for (k, b) in settings(&rs) {
         for beta in BAND_DECAYS {
-            let Some(id) = rs.iter().find(|r| {
-                r.k == k && r.min_sep == Some(b) && r.beta == beta && r.method == "identity"
-            }) else {
+            let Some(id) = rs
+                .iter()
+                .find(|r| r.k == k && r.min_sep == Some(b) && r.beta == beta && r.method == DP_SGD)
+            else {
                 continue;
             };
             for m in band_study_methods() {

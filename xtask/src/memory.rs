@@ -275,7 +275,7 @@ pub fn report_memory(t: &Table, img: &dyn Fn(&str) -> String) -> Result<String> 
         "Noise state kept per model parameter (f32, 4 bytes per row of `lrmf_noise::state_rows`, as `lrmf errors` reports it): DP-SGD none (each step's draw is fresh); bsr, lr-bsr, bandmf, lr-bandmf p − 1 rows; bisr, lr-bisr, bandinv, lr-bandinv p rows; blt, lr-blt d rows (one per buffer); sqrt, lr-sqrt, dense-sqrt, dense-opt, lr-dense-opt n rows. With regenerated noise (seekable ChaCha stream, `lrmf-noise`) the banded methods keep no history at O(p) compute per step instead. Exponential schedule, β = 0.1: the settings of experiment 2 and single participation at n = {} (the only setting of the dense optimum); BLT at d = 1 … {}; bandmf up to n = {} (from the CSV), at p ≤ b.\n",
         top(&|r| (r.k == 1).then_some(r.n)),
         top(&|r| r.buffers),
-        top(&|r| (r.method == "lr-bandmf").then_some(r.n)),
+        top(&|r| (r.method == Method::LrBandmf.name()).then_some(r.n)),
     )?;
     writeln!(s, "![memory]({})\n", img("memory.png"))?;
     for metric in Metric::BOTH {

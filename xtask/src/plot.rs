@@ -81,27 +81,29 @@ const PALETTE: [RGBColor; 19] = [
     RGBColor(120, 120, 120),
 ];
 
-/// Colour index of a method name, fixed so a method keeps its colour in every plot.
-pub fn color_of(method: &str) -> usize {
-    match method {
-        "identity" => 7,
-        "sqrt" => 0,
-        "lr-sqrt" => 1,
-        "dense-sqrt" => 2,
-        "lower-bound" => 3,
-        "bsr" => 4,
-        "lr-bsr" => 5,
-        "bisr" => 9,
-        "lr-bisr" => 6,
-        "bandmf" => 10,
-        "lr-bandmf" => 11,
-        "bandinv" => 12,
-        "lr-bandinv" => 13,
-        "blt" => 14,
-        "lr-blt" => 15,
-        "dense-opt" => 16,
-        "lr-dense-opt" => 17,
-        _ => 8,
+/// Colour index of a curve name (a method's command-line name, `lower-bound` or anything else),
+/// fixed so a method keeps its colour in every plot.
+pub fn color_of(name: &str) -> usize {
+    use lrmf_factor::Method;
+    match name.parse::<Method>() {
+        Ok(Method::Identity) => 7,
+        Ok(Method::Sqrt) => 0,
+        Ok(Method::LrSqrt) => 1,
+        Ok(Method::DenseSqrt) => 2,
+        Ok(Method::Bsr) => 4,
+        Ok(Method::LrBsr) => 5,
+        Ok(Method::Bisr) => 9,
+        Ok(Method::LrBisr) => 6,
+        Ok(Method::Bandmf) => 10,
+        Ok(Method::LrBandmf) => 11,
+        Ok(Method::Bandinv) => 12,
+        Ok(Method::LrBandinv) => 13,
+        Ok(Method::Blt) => 14,
+        Ok(Method::LrBlt) => 15,
+        Ok(Method::DenseOpt) => 16,
+        Ok(Method::LrDenseOpt) => 17,
+        Err(_) if name == crate::eval::LOWER_BOUND => 3,
+        Err(_) => 8,
     }
 }
 
@@ -298,27 +300,42 @@ where
     Ok(())
 }
 
+/// `$draw(area, $args…)` into `<$stem>.svg` and `<$stem>.png` of pixel size `$size`; evaluates
+/// to `Result<Vec<PathBuf>>` with both paths. (A macro: `$draw` is generic over the backend.)
+macro_rules! save_svg_and_png {
+    ($stem:expr, $size:expr, $draw:path, $($arg:expr),*) => {{
+        use plotters::prelude::{BitMapBackend, IntoDrawingArea, SVGBackend};
+        let size = $size;
+        let svg = std::path::PathBuf::from(format!("{}.svg", $stem.display()));
+        let png = std::path::PathBuf::from(format!("{}.png", $stem.display()));
+        $draw(IntoDrawingArea::into_drawing_area(SVGBackend::new(&svg, size)), $($arg),*)
+            .and_then(|()| {
+                $draw(IntoDrawingArea::into_drawing_area(BitMapBackend::new(&png, size)), $($arg),*)
+            })
+            .map(|()| vec![svg, png])
+    }};
+}
+pub(crate) use save_svg_and_png;
+
 /// Draws `panels` in a grid of `cols` columns into `<stem>.svg` and `<stem>.png`; returns both
 /// paths.
 pub fn save(stem: &Path, title: &str, panels: &[Panel], cols: usize) -> Result<Vec<PathBuf>> {
     let cols = cols.max(1).min(panels.len().max(1));
-    let rows = panels.len().div_ceil(cols).max(1);
-    let size = (cols as u32 * 560, rows as u32 * 420 + 40);
-    let svg = PathBuf::from(format!("{}.svg", stem.display()));
-    let png = PathBuf::from(format!("{}.png", stem.display()));
-    draw(
-        SVGBackend::new(&svg, size).into_drawing_area(),
+    save_svg_and_png!(
+        stem,
+        grid_size(panels, cols, (560, 420)),
+        draw,
         title,
         panels,
-        cols,
-    )?;
-    draw(
-        BitMapBackend::new(&png, size).into_drawing_area(),
-        title,
-        panels,
-        cols,
-    )?;
-    Ok(vec![svg, png])
+        cols
+    )
+}
+
+/// Pixel size of a figure of `panels` in `cols` columns, each panel `panel` = (width, height),
+/// plus a 40-pixel title band.
+pub fn grid_size(panels: &[Panel], cols: usize, panel: (u32, u32)) -> (u32, u32) {
+    let rows = panels.len().div_ceil(cols.max(1)).max(1);
+    (cols as u32 * panel.0, rows as u32 * panel.1 + 40)
 }
 
 #[cfg(test)]

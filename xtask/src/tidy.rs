@@ -350,7 +350,7 @@ mod tests {
             "crates/lrmf-factor/src/method.rs",
             "crates/lrmf-noise/src/generator/form.rs",
         ];
-        let bad = scan(method_literals, &ALLOWED, false);
+        let bad = scan(method_literals, &ALLOWED, true);
         assert!(
             bad.is_empty(),
             "method names as string literals (use lrmf_factor::Method):\n{}",

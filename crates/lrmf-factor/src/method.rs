@@ -63,7 +63,7 @@ impl Method {
     ];
 
     /// The command-line name.
-    pub fn name(&self) -> &'static str {
+    pub const fn name(&self) -> &'static str {
         match self {
             Method::Identity => "identity",
             Method::Sqrt => "sqrt",

@@ -347,38 +347,13 @@ impl MonteCarloBnb {
             return Err(invalid("sensitivity", sensitivity, "a finite number > 0"));
         }
         check_non_negative(c)?;
-        let vs: Vec<Vec<f64>> = (0..bins)
-            .into_par_iter()
-            .map(|i| {
-                let x: Vec<f64> = (0..n)
-                    .map(|t| if t % bins == i { 1.0 } else { 0.0 })
-                    .collect();
-                c.apply(&x).into_iter().map(|v| v / sensitivity).collect()
-            })
-            .collect();
-        let mut gram = vec![0.0; bins * bins];
-        for i in 0..bins {
-            for j in 0..=i {
-                let g: f64 = vs[i].iter().zip(&vs[j]).map(|(a, b)| a * b).sum();
-                gram[i * bins + j] = g;
-                gram[j * bins + i] = g;
-            }
-        }
+        let gram = bin_gram(c, bins, sensitivity);
         let chol = cholesky(&gram, bins).ok_or_else(|| {
             AccountingError::Strategy(
                 "the Gram matrix of the bins' signals is not positive definite".into(),
             )
         })?;
-        let mut chol_cols = vec![0.0; bins * bins];
-        let mut col_end = vec![0; bins];
-        for c in 0..bins {
-            for i in c..bins {
-                chol_cols[c * bins + i] = chol[i * bins + c];
-                if chol[i * bins + c] != 0.0 {
-                    col_end[c] = i + 1;
-                }
-            }
-        }
+        let (chol_cols, col_end) = by_columns(&chol, bins);
         let seed = match options.seed {
             Some(s) => s,
             None => {
@@ -911,6 +886,48 @@ impl Accountant for MonteCarloBnb {
     fn seed(&self) -> Option<u64> {
         Some(self.seed)
     }
+}
+
+/// The Gram matrix G_ij = ⟨C·1_i, C·1_j⟩ / Δ² of the bins' signals, where 1_i marks the steps
+/// t ≡ i (mod bins) of bin i and Δ is the sensitivity (row-major, bins × bins).
+///
+/// Complexity: bins products C·x (in parallel) plus O(bins²·n).
+fn bin_gram(c: &LowerTriangular, bins: usize, sensitivity: f64) -> Vec<f64> {
+    let n = c.n();
+    let vs: Vec<Vec<f64>> = (0..bins)
+        .into_par_iter()
+        .map(|i| {
+            let x: Vec<f64> = (0..n)
+                .map(|t| if t % bins == i { 1.0 } else { 0.0 })
+                .collect();
+            c.apply(&x).into_iter().map(|v| v / sensitivity).collect()
+        })
+        .collect();
+    let mut gram = vec![0.0; bins * bins];
+    for i in 0..bins {
+        for j in 0..=i {
+            let g: f64 = vs[i].iter().zip(&vs[j]).map(|(a, b)| a * b).sum();
+            gram[i * bins + j] = g;
+            gram[j * bins + i] = g;
+        }
+    }
+    gram
+}
+
+/// The lower Cholesky factor L (row-major) stored by columns, and for each column the end of
+/// its non-zero part (so the sampler skips the zero tail).
+fn by_columns(chol: &[f64], bins: usize) -> (Vec<f64>, Vec<usize>) {
+    let mut cols = vec![0.0; bins * bins];
+    let mut end = vec![0; bins];
+    for c in 0..bins {
+        for i in c..bins {
+            cols[c * bins + i] = chol[i * bins + c];
+            if chol[i * bins + c] != 0.0 {
+                end[c] = i + 1;
+            }
+        }
+    }
+    (cols, end)
 }
 
 #[cfg(test)]
