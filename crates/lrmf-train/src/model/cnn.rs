@@ -13,14 +13,14 @@
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use super::Batch;
+use super::classifier::{Head, SequentialClassifier};
 use super::conv::Conv2d;
-use super::driver::{self, DEFAULT_CHUNK};
-use super::grad::{GradMode, NormStrategy, ParamGrad};
+use super::driver::DEFAULT_CHUNK;
+use super::grad::NormStrategy;
 use super::group_norm::GroupNorm;
 use super::linear::Linear;
-use super::loss::cross_entropy;
 use super::sequential::{Act, Sequential, Stage};
-use super::{Batch, DpModel, GradientStats};
 use crate::{Result, TrainError};
 
 /// Shape of a [`Cnn`].
@@ -120,9 +120,7 @@ impl Default for CnnConfig {
 #[derive(Debug, Clone)]
 pub struct Cnn {
     config: CnnConfig,
-    net: Sequential,
-    strategy: NormStrategy,
-    chunk: usize,
+    head: Head,
 }
 
 impl Cnn {
@@ -156,18 +154,22 @@ impl Cnn {
             config.classes,
             &mut rng,
         )));
+        let classes = config.classes;
         Ok(Cnn {
             config,
-            net: Sequential { stages },
-            strategy: NormStrategy::Auto,
-            chunk: DEFAULT_CHUNK,
+            head: Head {
+                net: Sequential { stages },
+                classes,
+                strategy: NormStrategy::Auto,
+                chunk: DEFAULT_CHUNK,
+            },
         })
     }
 
     /// The layers (for the oracle tests).
     #[cfg(test)]
     pub(crate) fn net(&self) -> &Sequential {
-        &self.net
+        &self.head.net
     }
 
     /// The configuration.
@@ -177,14 +179,23 @@ impl Cnn {
 
     /// How convolutions compute per-example norms (default [`NormStrategy::Auto`]).
     pub fn set_norm_strategy(&mut self, strategy: NormStrategy) {
-        self.strategy = strategy;
+        self.head.strategy = strategy;
     }
 
-    /// Examples per forward/backward chunk (default 16; memory grows linearly with it).
+    /// Examples per forward/backward chunk (default [`DEFAULT_CHUNK`]; memory grows linearly
+    /// with it).
     pub fn set_chunk_size(&mut self, chunk: usize) -> Result<()> {
-        driver::check_chunk(chunk)?;
-        self.chunk = chunk;
-        Ok(())
+        self.head.set_chunk(chunk)
+    }
+}
+
+impl SequentialClassifier for Cnn {
+    fn head(&self) -> &Head {
+        &self.head
+    }
+
+    fn head_mut(&mut self) -> &mut Head {
+        &mut self.head
     }
 
     /// NCHW pixels of a checked batch → channels-last activations.
@@ -221,81 +232,4 @@ impl Cnn {
         }
         Ok((Act { data, n, h, w, c }, labels.clone()))
     }
-
-    pub(crate) fn step(
-        &self,
-        batch: &Batch,
-        mode: GradMode,
-    ) -> Result<(f64, usize, Vec<ParamGrad>)> {
-        let (x, labels) = self.input(batch)?;
-        let classes = self.config.classes;
-        let ((loss, correct), _, grads) =
-            self.net
-                .forward_backward(x, mode, self.strategy, false, |y| {
-                    let (loss, correct, d) = cross_entropy(&y.data, &labels, classes)?;
-                    Ok(((loss, correct), d))
-                })?;
-        Ok((loss, correct, grads))
-    }
-}
-
-impl DpModel for Cnn {
-    fn num_params(&self) -> usize {
-        self.net.num_params()
-    }
-
-    fn params(&self) -> Vec<f32> {
-        self.net.params()
-    }
-
-    fn set_params(&mut self, params: &[f32]) -> Result<()> {
-        check_params(params, self.num_params())?;
-        self.net.set_params(params)
-    }
-
-    fn param_shapes(&self) -> Vec<(String, Vec<usize>)> {
-        self.net.param_shapes("net.")
-    }
-
-    /// Σ_i min(1, C'/‖g_i‖)·g_i with C' = C·(1 − 1e-5): per-example norms come from one backward
-    /// pass (per-example conv gradients by batched gemm, closed forms for linear and group norm),
-    /// and the clipped sum from the same quantities — no second backward.
-    ///
-    /// # Privacy contract
-    /// Each example contributes a vector of norm ≤ C (up to f32 rounding below the 1e-5 margin),
-    /// so adding or removing one example changes `grad_sum` by at most C in ℓ₂.
-    ///
-    /// Complexity: ≈ 3× the forward cost (forward, input-gradient and weight-gradient gemms) plus
-    /// O(N·d) memory traffic for the materialised per-example gradients.
-    fn clipped_gradient_sum(&self, batch: &Batch, clip: Option<f32>) -> Result<GradientStats> {
-        driver::clipped_sum(batch, self.chunk, self.num_params(), clip, |b, m| {
-            self.step(b, m)
-        })
-    }
-
-    fn evaluate(&self, batch: &Batch) -> Result<(f64, usize)> {
-        driver::evaluate(batch, self.chunk, |b| {
-            let (x, labels) = self.input(b)?;
-            let y = self.net.forward(x)?;
-            let (loss, correct, _) = cross_entropy(&y.data, &labels, self.config.classes)?;
-            Ok((loss, correct))
-        })
-    }
-}
-
-/// Checks a parameter vector: length `d` and finite entries.
-pub(crate) fn check_params(params: &[f32], d: usize) -> Result<()> {
-    if params.len() != d {
-        return Err(TrainError::Shape(format!(
-            "expected {d} parameters, got {}",
-            params.len()
-        )));
-    }
-    if let Some(i) = params.iter().position(|p| !p.is_finite()) {
-        return Err(TrainError::Diverged(format!(
-            "parameter {i} is {}",
-            params[i]
-        )));
-    }
-    Ok(())
 }

@@ -7,13 +7,12 @@
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::cnn::check_params;
-use super::driver::{self, DENSE_CHUNK};
-use super::grad::{GradMode, NormStrategy, ParamGrad};
+use super::Batch;
+use super::classifier::{Head, SequentialClassifier};
+use super::driver::DENSE_CHUNK;
+use super::grad::NormStrategy;
 use super::linear::Linear;
-use super::loss::cross_entropy;
 use super::sequential::{Act, Sequential, Stage};
-use super::{Batch, DpModel, GradientStats};
 use crate::{Result, TrainError};
 
 /// Shape of an [`Mlp`].
@@ -31,8 +30,7 @@ pub struct MlpConfig {
 #[derive(Debug, Clone)]
 pub struct Mlp {
     config: MlpConfig,
-    net: Sequential,
-    chunk: usize,
+    head: Head,
 }
 
 impl Mlp {
@@ -65,10 +63,15 @@ impl Mlp {
             width = h;
         }
         stages.push(Stage::Linear(Linear::new(width, config.classes, &mut rng)));
+        let classes = config.classes;
         Ok(Mlp {
             config,
-            net: Sequential { stages },
-            chunk: DENSE_CHUNK,
+            head: Head {
+                net: Sequential { stages },
+                classes,
+                strategy: NormStrategy::Auto,
+                chunk: DENSE_CHUNK,
+            },
         })
     }
 
@@ -87,7 +90,7 @@ impl Mlp {
     /// The layers (for the oracle tests).
     #[cfg(test)]
     pub(crate) fn net(&self) -> &Sequential {
-        &self.net
+        &self.head.net
     }
 
     /// The configuration.
@@ -95,11 +98,19 @@ impl Mlp {
         &self.config
     }
 
-    /// Examples per forward/backward chunk (default 16).
+    /// Examples per forward/backward chunk (default [`DENSE_CHUNK`](super::DENSE_CHUNK)).
     pub fn set_chunk_size(&mut self, chunk: usize) -> Result<()> {
-        driver::check_chunk(chunk)?;
-        self.chunk = chunk;
-        Ok(())
+        self.head.set_chunk(chunk)
+    }
+}
+
+impl SequentialClassifier for Mlp {
+    fn head(&self) -> &Head {
+        &self.head
+    }
+
+    fn head_mut(&mut self) -> &mut Head {
+        &mut self.head
     }
 
     fn input(&self, batch: &Batch) -> Result<(Act, Vec<u32>)> {
@@ -127,62 +138,5 @@ impl Mlp {
             c: self.config.inputs,
         };
         Ok((act, labels.clone()))
-    }
-
-    pub(crate) fn step(
-        &self,
-        batch: &Batch,
-        mode: GradMode,
-    ) -> Result<(f64, usize, Vec<ParamGrad>)> {
-        let (x, labels) = self.input(batch)?;
-        let classes = self.config.classes;
-        let ((loss, correct), _, grads) =
-            self.net
-                .forward_backward(x, mode, NormStrategy::Auto, false, |y| {
-                    let (loss, correct, d) = cross_entropy(&y.data, &labels, classes)?;
-                    Ok(((loss, correct), d))
-                })?;
-        Ok((loss, correct, grads))
-    }
-}
-
-impl DpModel for Mlp {
-    fn num_params(&self) -> usize {
-        self.net.num_params()
-    }
-
-    fn params(&self) -> Vec<f32> {
-        self.net.params()
-    }
-
-    fn set_params(&mut self, params: &[f32]) -> Result<()> {
-        check_params(params, self.num_params())?;
-        self.net.set_params(params)
-    }
-
-    fn param_shapes(&self) -> Vec<(String, Vec<usize>)> {
-        self.net.param_shapes("net.")
-    }
-
-    /// Σ_i min(1, C'/‖g_i‖)·g_i with C' = C·(1 − 1e-5); linear layers use the closed form
-    /// ‖g_i‖² = (‖x_i‖² + 1)·‖δ_i‖².
-    ///
-    /// # Privacy contract
-    /// Each example contributes a vector of norm ≤ C (up to f32 rounding below the 1e-5 margin).
-    ///
-    /// Complexity: ≈ 3× the forward cost O(N·Σ in·out).
-    fn clipped_gradient_sum(&self, batch: &Batch, clip: Option<f32>) -> Result<GradientStats> {
-        driver::clipped_sum(batch, self.chunk, self.num_params(), clip, |b, m| {
-            self.step(b, m)
-        })
-    }
-
-    fn evaluate(&self, batch: &Batch) -> Result<(f64, usize)> {
-        driver::evaluate(batch, self.chunk, |b| {
-            let (x, labels) = self.input(b)?;
-            let y = self.net.forward(x)?;
-            let (loss, correct, _) = cross_entropy(&y.data, &labels, self.config.classes)?;
-            Ok((loss, correct))
-        })
     }
 }

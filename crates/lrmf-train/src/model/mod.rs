@@ -3,11 +3,13 @@
 //!
 //! Models: [`Cnn`] (CIFAR-10), [`TextClassifier`] (IMDB) and [`Mlp`] (smoke tests). All share a
 //! hand-written backward pass over channels-last activations whose matrix products run through
-//! candle's CPU gemm; per-example gradient norms come from the layer inputs and output
+//! the AVX-512 gemm of `native/` (a portable loop elsewhere); batches are cut into chunks that
+//! run in parallel, one per thread (`driver.rs`); per-example gradient norms come from the layer inputs and output
 //! gradients of that single pass (materialised conv gradients or ghost norms, closed forms for
 //! linear layers, token counts for the embedding), and the clipped sum is formed from the same
 //! quantities without a second backward pass.
 
+mod classifier;
 mod cnn;
 mod conv;
 mod driver;
@@ -27,7 +29,7 @@ mod tests;
 mod text;
 
 pub use cnn::{Cnn, CnnConfig};
-pub use driver::DEFAULT_CHUNK;
+pub use driver::{DEFAULT_CHUNK, DENSE_CHUNK};
 pub use grad::{CLIP_MARGIN, NormStrategy};
 pub use mlp::{Mlp, MlpConfig};
 pub use text::{TextClassifier, TextConfig};

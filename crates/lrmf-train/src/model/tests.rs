@@ -5,6 +5,7 @@
 
 use candle_core::{D, Device, Tensor, Var};
 
+use super::classifier::SequentialClassifier;
 use super::grad::{GradMode, NormStrategy, ParamGrad, clip_weights};
 use super::group_norm::GN_EPS;
 use super::sequential::{Sequential, Stage};

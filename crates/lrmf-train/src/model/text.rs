@@ -7,7 +7,7 @@
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::cnn::check_params;
+use super::classifier::check_params;
 use super::driver::{self, DENSE_CHUNK};
 use super::embedding::EmbeddingMean;
 use super::grad::{GradMode, NormStrategy, ParamGrad};
@@ -87,7 +87,7 @@ impl TextClassifier {
         &self.config
     }
 
-    /// Examples per forward/backward chunk (default 16).
+    /// Examples per forward/backward chunk (default [`DENSE_CHUNK`](super::DENSE_CHUNK)).
     pub fn set_chunk_size(&mut self, chunk: usize) -> Result<()> {
         driver::check_chunk(chunk)?;
         self.chunk = chunk;
