@@ -7,34 +7,21 @@
 use crate::strategy::{ErrorsReport, StrategyArgs};
 use crate::usage;
 use anyhow::Result;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use lrmf_factor::Method;
-use lrmf_privacy::accounting::{AccountingPlan, McOptions, PrivacyReport};
+use lrmf_privacy::accounting::{AccountantKind, AccountingPlan, McOptions, PrivacyReport};
 use serde::Serialize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-/// The accountants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum AccountantName {
-    /// Analytic Gaussian mechanism, no amplification (any sampling with b-min-separation).
-    Gaussian,
-    /// DP-SGD with Poisson sampling, Rényi DP.
-    RdpPoisson,
-    /// DP-SGD with Poisson sampling, privacy-loss distribution (tight).
-    PldPoisson,
-    /// Matrix factorization under balls-in-bins batching, Monte Carlo (upper confidence bound).
-    McBnb,
-}
-
-impl AccountantName {
-    /// The flag value (`gaussian`, `rdp-poisson`, `pld-poisson`, `mc-bnb`).
-    pub fn name(self) -> String {
-        self.to_possible_value()
-            .map(|v| v.get_name().to_string())
-            .unwrap_or_default()
-    }
+/// The `--accountant` values: [`AccountantKind`]'s table, each with its one-line help.
+fn accountant_parser() -> impl clap::builder::TypedValueParser<Value = AccountantKind> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+    PossibleValuesParser::new(
+        AccountantKind::ALL.map(|k| PossibleValue::new(k.name()).help(k.description())),
+    )
+    .try_map(|name| name.parse::<AccountantKind>())
 }
 
 /// Flags shared by `calibrate` and `epsilon`.
@@ -44,8 +31,8 @@ pub struct AccountingArgs {
     #[arg(long, allow_negative_numbers = true)]
     pub delta: f64,
     /// The accountant.
-    #[arg(long, value_enum, default_value = "gaussian")]
-    pub accountant: AccountantName,
+    #[arg(long, value_parser = accountant_parser(), default_value = "gaussian")]
+    pub accountant: AccountantKind,
     /// Poisson sampling rate q ∈ (0, 1] = expected batch size / data-set size (rdp-poisson, pld-poisson; Opacus' sample_rate).
     #[arg(long = "sampling-rate", allow_negative_numbers = true)]
     pub sampling_rate: Option<f64>,
@@ -181,7 +168,7 @@ fn build_plan(a: &AccountingArgs, target: f64) -> Result<Plan> {
         Ok(())
     };
     match a.accountant {
-        AccountantName::Gaussian => {
+        AccountantKind::Gaussian => {
             reject_poisson_flags("gaussian")?;
             let s = strategy_args(a)?;
             if s.n.is_none() {
@@ -197,8 +184,8 @@ fn build_plan(a: &AccountingArgs, target: f64) -> Result<Plan> {
                 r,
             ))
         }
-        AccountantName::RdpPoisson | AccountantName::PldPoisson => poisson_plan(a),
-        AccountantName::McBnb => {
+        AccountantKind::RdpPoisson | AccountantKind::PldPoisson => poisson_plan(a),
+        AccountantKind::McBnb => {
             reject_poisson_flags("mc-bnb")?;
             mc_bnb_plan(a, target)
         }
@@ -219,7 +206,7 @@ fn poisson_plan(a: &AccountingArgs) -> Result<Plan> {
     let steps = strategy_args(a)?.n.ok_or_else(|| {
         usage("missing --steps: the number of steps (≥ 1) is required (--n is the same value)")
     })?;
-    let plan = if a.accountant == AccountantName::RdpPoisson {
+    let plan = if a.accountant == AccountantKind::RdpPoisson {
         AccountingPlan::rdp_poisson(q, steps)
     } else {
         AccountingPlan::pld_poisson(q, steps)

@@ -3,12 +3,13 @@
 //! refused (exit 2); the user's own terms (data-set size, batch size, epochs) are turned into
 //! the low-level ones (`--n`, `--min-sep`, `--participations`, or the Poisson rate and steps).
 
-use crate::accounting::{AccountantName, AccountingArgs};
+use crate::accounting::AccountingArgs;
 use crate::strategy::{BandArg, StrategyArgs};
 use crate::usage;
 use anyhow::Result;
 use clap::ArgMatches;
 use clap::parser::ValueSource;
+use lrmf_privacy::accounting::AccountantKind;
 use std::collections::BTreeSet;
 
 /// The argument ids given on the command line (not defaults).
@@ -164,10 +165,7 @@ const STRATEGY_IDS: [&str; 9] = [
 /// accountant does not read. Also derives the Poisson rate and steps from the user's terms.
 pub fn check_accounting(a: &mut AccountingArgs, given: &Given) -> Result<Vec<String>> {
     let mut out = Vec::new();
-    let poisson = matches!(
-        a.accountant,
-        AccountantName::RdpPoisson | AccountantName::PldPoisson
-    );
+    let poisson = a.accountant.is_poisson();
     let name = a.accountant.name();
     let t = a.strategy.terms.clone();
     if poisson {
@@ -204,7 +202,7 @@ pub fn check_accounting(a: &mut AccountingArgs, given: &Given) -> Result<Vec<Str
         }
         out.extend(check_strategy(&a.strategy, given, false));
     }
-    if a.accountant != AccountantName::McBnb {
+    if a.accountant != AccountantKind::McBnb {
         for id in ["samples", "confidence", "mc_seed"] {
             if given.has(id) {
                 out.push(format!(

@@ -355,26 +355,12 @@ pub enum PrivacyMode {
     NonPrivate,
 }
 
-/// Which accountant turns the noise multiplier into (ε, δ).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum AccountantKind {
-    /// Analytic Gaussian mechanism, no amplification: valid for any b-min-separated sampling.
-    Gaussian,
-    /// Monte Carlo balls-in-bins accountant (amplification by the random bin assignment);
-    /// requires `sampling = "balls-in-bins"`. Reports an upper confidence bound.
-    McBnb,
-}
-
-impl AccountantKind {
-    /// Config spelling.
-    pub fn name(self) -> &'static str {
-        match self {
-            AccountantKind::Gaussian => "gaussian",
-            AccountantKind::McBnb => "mc-bnb",
-        }
-    }
-}
+/// Which accountant turns the noise multiplier into (ε, δ): `gaussian` (no amplification, any
+/// b-min-separated sampling) or `mc-bnb` (Monte Carlo balls-in-bins, requires
+/// `sampling = "balls-in-bins"`; reports an upper confidence bound). The Poisson accountants of
+/// the table hold for Poisson-sampled DP-SGD, which the trainer does not run: validation refuses
+/// them.
+pub use lrmf_privacy::accounting::AccountantKind;
 
 /// `[privacy]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -408,8 +394,8 @@ pub struct PrivacyConfig {
     /// Noise multiplier z > 0 (sensitivity-1 Gaussian), instead of a target ε.
     #[serde(default)]
     pub noise_multiplier: Option<f64>,
-    /// Accountant (default `gaussian`).
-    #[serde(default = "gaussian")]
+    /// Accountant (default `gaussian`), by its name in [`AccountantKind`]'s table.
+    #[serde(default = "gaussian", with = "accountant_by_name")]
     pub accountant: AccountantKind,
     /// Sampling (default `balls-in-bins`).
     #[serde(default = "balls_in_bins")]
@@ -441,6 +427,25 @@ mod by_name {
         let name = String::deserialize(d)?;
         name.parse::<lrmf_factor::Method>()
             .map_err(|e| D::Error::custom(e.message()))
+    }
+}
+
+/// Serde of an [`AccountantKind`] as its name.
+mod accountant_by_name {
+    use lrmf_privacy::accounting::AccountantKind;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(k: &AccountantKind, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(k.name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<AccountantKind, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse::<AccountantKind>().map_err(|_| {
+            D::Error::custom(format!(
+                "unknown accountant `{name}`, expected `gaussian` or `mc-bnb`"
+            ))
+        })
     }
 }
 
@@ -799,6 +804,16 @@ delta = 1e-5
                 "delta = 1e-5",
                 "delta = 1e-5\nmc_samples = 10",
                 "privacy.mc_samples",
+            ),
+            (
+                "delta = 1e-5",
+                "delta = 1e-5\naccountant = \"rdp-poisson\"",
+                "privacy.accountant",
+            ),
+            (
+                "delta = 1e-5",
+                "delta = 1e-5\naccountant = \"laplace\"",
+                "privacy.accountant",
             ),
             ("hidden = [16]", "embed_dim = 8", "model.embed_dim"),
             (

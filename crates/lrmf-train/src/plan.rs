@@ -103,6 +103,13 @@ impl PrivacyPlan {
                 };
                 AccountingPlan::mc_bnb(&c, b, sens.value, options)
             }
+            // Refused by validation; kept as an error, not a panic.
+            k @ (AccountantKind::RdpPoisson | AccountantKind::PldPoisson) => {
+                return Err(cfg(
+                    "privacy.accountant",
+                    format!("{k} is not for the trainer"),
+                ));
+            }
         }
         .map_err(|e| cfg("privacy.accountant", e.to_string()))?;
         let report = match (p.epsilon, p.noise_multiplier) {

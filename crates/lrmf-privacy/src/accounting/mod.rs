@@ -133,6 +133,85 @@ pub(crate) fn check_epsilon_arg(epsilon: f64) -> Result<()> {
     }
 }
 
+/// The accountants by name: one table for the `--accountant` flag of the CLI and the
+/// `privacy.accountant` key of a training config (the trainer takes the two that hold for its
+/// b-min-separated sampler, [`AccountantKind::Gaussian`] and [`AccountantKind::McBnb`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AccountantKind {
+    /// Analytic Gaussian mechanism, no amplification.
+    Gaussian,
+    /// DP-SGD with Poisson sampling, Rényi DP.
+    RdpPoisson,
+    /// DP-SGD with Poisson sampling, privacy-loss distribution.
+    PldPoisson,
+    /// Matrix factorization under balls-in-bins batching, Monte Carlo.
+    McBnb,
+}
+
+impl AccountantKind {
+    /// Every accountant, in the order of the CLI's help.
+    pub const ALL: [AccountantKind; 4] = [
+        AccountantKind::Gaussian,
+        AccountantKind::RdpPoisson,
+        AccountantKind::PldPoisson,
+        AccountantKind::McBnb,
+    ];
+
+    /// The flag and config spelling.
+    pub const fn name(self) -> &'static str {
+        match self {
+            AccountantKind::Gaussian => "gaussian",
+            AccountantKind::RdpPoisson => "rdp-poisson",
+            AccountantKind::PldPoisson => "pld-poisson",
+            AccountantKind::McBnb => "mc-bnb",
+        }
+    }
+
+    /// One line on what the accountant assumes (the CLI's help for the value).
+    pub const fn description(self) -> &'static str {
+        match self {
+            AccountantKind::Gaussian => {
+                "Analytic Gaussian mechanism, no amplification (any sampling with b-min-separation)"
+            }
+            AccountantKind::RdpPoisson => "DP-SGD with Poisson sampling, Rényi DP",
+            AccountantKind::PldPoisson => {
+                "DP-SGD with Poisson sampling, privacy-loss distribution (tight)"
+            }
+            AccountantKind::McBnb => {
+                "Matrix factorization under balls-in-bins batching, Monte Carlo (upper confidence bound)"
+            }
+        }
+    }
+
+    /// Whether the accountant assumes Poisson sampling (DP-SGD only).
+    pub const fn is_poisson(self) -> bool {
+        matches!(
+            self,
+            AccountantKind::RdpPoisson | AccountantKind::PldPoisson
+        )
+    }
+}
+
+impl fmt::Display for AccountantKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for AccountantKind {
+    type Err = AccountingError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        AccountantKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = AccountantKind::ALL.iter().map(|k| k.name()).collect();
+                invalid("--accountant", s, &format!("one of {}", names.join(", ")))
+            })
+    }
+}
+
 /// The batch sampler an accountant's number holds for.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Sampling {
@@ -615,6 +694,17 @@ impl AccountingPlan {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn accountant_names_round_trip_and_unknown_ones_are_refused() {
+        for k in AccountantKind::ALL {
+            assert_eq!(k.name().parse::<AccountantKind>(), Ok(k));
+            assert_eq!(k.to_string(), k.name());
+        }
+        let e = "laplace".parse::<AccountantKind>().unwrap_err().to_string();
+        assert!(e.contains("--accountant") && e.contains("mc-bnb"), "{e}");
+        assert!(AccountantKind::PldPoisson.is_poisson() && !AccountantKind::McBnb.is_poisson());
+    }
+
     use super::*;
 
     fn check(r: Result<impl fmt::Debug>, flag: &str, range: &str) {

@@ -244,6 +244,15 @@ impl TrainConfig {
 
     fn validate_accountant(&self) -> Result<()> {
         let p = &self.privacy;
+        if p.accountant.is_poisson() {
+            return Err(cfg_err(
+                "privacy.accountant",
+                format!(
+                    "{} holds for DP-SGD with Poisson sampling, which the trainer does not run (its batches are b-min-separated); use \"gaussian\" or \"mc-bnb\"",
+                    p.accountant
+                ),
+            ));
+        }
         let mc = p.accountant == AccountantKind::McBnb;
         if mc && p.sampling != Sampling::BallsInBins {
             return Err(cfg_err(
