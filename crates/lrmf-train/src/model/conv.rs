@@ -78,11 +78,8 @@ impl Conv2d {
         let (ho, wo, kk) = (g.out_h(), g.out_w(), g.cols());
         let rows = x.n * ho * wo;
         let a = ops::im2col(&x.data, x.n, g);
-        // y = b (every row), then y += A·Wᵀ.
-        let mut data = Vec::with_capacity(rows * self.cout);
-        for _ in 0..rows {
-            data.extend_from_slice(&self.bias);
-        }
+        // y = b (every row, by doubling copies), then y += A·Wᵀ.
+        let mut data = self.bias.repeat(rows);
         let w = View::new(&self.weight, self.cout, kk);
         gemm::matmul(View::new(&a, rows, kk), w.t(), &mut data, true);
         let out = Act {
