@@ -8,19 +8,18 @@
 use crate::errors::sig;
 use crate::run::RunDir;
 use crate::table::{Table, f, opt};
-use anyhow::{Context, Result};
+use crate::train_config::RunSpec;
+use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use lrmf_factor::Method;
+use lrmf_train::config::AccountantKind;
 use lrmf_train::{Progress, StepMetrics, Summary, TrainConfig};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-/// Privacy target of every private run.
-pub const EPSILON: f64 = 9.0;
-/// δ of every private run.
-pub const DELTA: f64 = 1e-5;
+pub use crate::train_config::{DELTA, EPSILON};
 /// The schedule shared by all runs: exponential decay to β = 0.1 of the initial rate.
 pub const SCHEDULE: (&str, f64) = ("exponential", 0.1);
 /// `None` = non-private; else the factorization method.
@@ -108,65 +107,29 @@ pub fn config(
     seed: u64,
     data_dir: &Path,
 ) -> Result<TrainConfig> {
-    let name = format!(
-        "{}-{}-seed{seed}",
-        d.dataset,
-        method.map_or("non-private", |m| m.name())
-    );
-    let mut t = String::new();
-    writeln!(
-        t,
-        "name = {name:?}\nseed = {seed}\n[data]\ndataset = {:?}\ndir = {:?}",
-        d.dataset,
-        data_dir.display().to_string()
-    )?;
-    if let Some(n) = d.train {
-        writeln!(t, "train_examples = {n}")?;
-    }
-    if let Some(n) = d.test {
-        writeln!(t, "test_examples = {n}")?;
-    }
-    if d.dataset == "cifar10" {
-        writeln!(t, "[model]\nkind = \"cnn\"\ngroup_norm = true")?;
-    } else {
-        writeln!(
-            t,
-            "max_len = 256\nvocab_size = 10000\n[model]\nkind = \"text\"\nembed_dim = 64"
-        )?;
-    }
-    writeln!(
-        t,
-        "[training]\nepochs = {}\nbatch_size = {}\nlearning_rate = {}\nmomentum = 0.9\nweight_decay = 1.0\neval_batch_size = 1000\neval_each_epoch = false",
-        d.epochs,
-        d.batch,
-        f(if method.is_some() {
+    crate::train_config::build(&RunSpec {
+        name: format!(
+            "{}-{}-seed{seed}",
+            d.dataset,
+            method.map_or("non-private", |m| m.name())
+        ),
+        seed,
+        dataset: d.dataset,
+        data_dir,
+        train_examples: d.train,
+        test_examples: d.test,
+        validation: None,
+        epochs: d.epochs,
+        batch: d.batch,
+        lr: if method.is_some() {
             d.lr
         } else {
             d.lr_nonprivate
-        })
-    )?;
-    writeln!(
-        t,
-        "[schedule]\nkind = {:?}\nlr_decay = {}",
-        SCHEDULE.0,
-        f(SCHEDULE.1)
-    )?;
-    match method {
-        None => writeln!(t, "[privacy]\nmode = \"non-private\"")?,
-        Some(m) => {
-            writeln!(
-                t,
-                "[privacy]\nclip_norm = 1.0\nmethod = {:?}\nepsilon = {}\ndelta = {}\naccountant = \"gaussian\"\nsampling = \"balls-in-bins\"",
-                m.name(),
-                f(EPSILON),
-                DELTA
-            )?;
-            if m.is_banded() {
-                writeln!(t, "band = {}", d.band)?;
-            }
-        }
-    }
-    TrainConfig::from_toml_str(&t).with_context(|| format!("training config of {name}:\n{t}"))
+        },
+        eval_each_epoch: false,
+        schedule: SCHEDULE,
+        private: method.map(|m| (m, d.band, AccountantKind::Gaussian)),
+    })
 }
 
 /// The CSV columns of experiment 4.

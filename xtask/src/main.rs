@@ -18,6 +18,7 @@ mod study_report;
 mod study_run;
 mod table;
 mod tidy;
+mod train_config;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};

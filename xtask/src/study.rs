@@ -6,14 +6,13 @@
 //! early still answers the main questions; each grid run comes just before the first final run
 //! that needs its learning rate.
 
-use crate::accuracy::{DELTA, EPSILON};
 use crate::table::f;
-use anyhow::{Context, Result};
+use crate::train_config::RunSpec;
+use anyhow::Result;
 use lrmf_factor::Method;
 use lrmf_train::TrainConfig;
 use lrmf_train::config::AccountantKind;
 use serde::{Deserialize, Serialize};
-use std::fmt::Write as _;
 use std::path::Path;
 
 /// The decaying schedules every method runs with: (name, β = final / initial rate).
@@ -454,66 +453,24 @@ pub fn choose(grid: &[(f64, Option<f64>)]) -> Option<f64> {
 /// The training config of a run with learning rate `lr`.
 pub fn config(job: &Job, lr: f64, s: &Settings, data_dir: &Path) -> Result<TrainConfig> {
     let d = s.of(job.data);
-    let name = job.name();
-    let mut t = String::new();
-    writeln!(
-        t,
-        "name = {name:?}\nseed = {}\n[data]\ndataset = {:?}\ndir = {:?}",
-        job.seed(s),
-        job.data.name(),
-        data_dir.display().to_string()
-    )?;
-    if job.is_grid() {
-        writeln!(
-            t,
-            "validation = {}\nvalidation_seed = {}",
-            d.validation, s.validation_seed
-        )?;
-    }
-    if let Some(n) = d.train_examples {
-        writeln!(t, "train_examples = {n}")?;
-    }
-    if let Some(n) = d.test_examples {
-        writeln!(t, "test_examples = {n}")?;
-    }
-    match job.data {
-        Data::Cifar10 => writeln!(t, "[model]\nkind = \"cnn\"\ngroup_norm = true")?,
-        Data::Imdb => writeln!(
-            t,
-            "max_len = 256\nvocab_size = 10000\n[model]\nkind = \"text\"\nembed_dim = 64"
-        )?,
-    }
-    writeln!(
-        t,
-        "[training]\nepochs = {}\nbatch_size = {}\nlearning_rate = {}\nmomentum = 0.9\nweight_decay = 1.0\neval_batch_size = 1000\neval_each_epoch = {}",
-        job.epochs(s),
-        d.batch,
-        f(lr),
-        !job.is_grid()
-    )?;
-    writeln!(
-        t,
-        "[schedule]\nkind = {:?}\nlr_decay = {}",
-        job.schedule.0,
-        f(job.schedule.1)
-    )?;
-    match (job.method, job.accountant()) {
-        (Some(m), Some(a)) => {
-            writeln!(
-                t,
-                "[privacy]\nclip_norm = 1.0\nmethod = {:?}\nepsilon = {}\ndelta = {}\naccountant = {:?}\nsampling = \"balls-in-bins\"",
-                m.name(),
-                f(EPSILON),
-                DELTA,
-                a.name()
-            )?;
-            if m.is_banded() {
-                writeln!(t, "band = {}", d.band)?;
-            }
-        }
-        _ => writeln!(t, "[privacy]\nmode = \"non-private\"")?,
-    }
-    TrainConfig::from_toml_str(&t).with_context(|| format!("training config of {name}:\n{t}"))
+    crate::train_config::build(&RunSpec {
+        name: job.name(),
+        seed: job.seed(s),
+        dataset: job.data.name(),
+        data_dir,
+        train_examples: d.train_examples,
+        test_examples: d.test_examples,
+        validation: job.is_grid().then_some((d.validation, s.validation_seed)),
+        epochs: job.epochs(s),
+        batch: d.batch,
+        lr,
+        eval_each_epoch: !job.is_grid(),
+        schedule: job.schedule,
+        private: job
+            .method
+            .zip(job.accountant())
+            .map(|(m, a)| (m, d.band, a)),
+    })
 }
 
 #[cfg(test)]
