@@ -348,9 +348,22 @@ mod tests {
                 let mut want = a.clone();
                 want.resize(n, 0.0);
                 want.truncate(n);
-                // Coefficients of √a can grow like (2/a0)^k; compare relative to their size.
-                let growth = s.iter().fold(1.0f64, |m, v| m.max(v.abs()));
-                check(&sq, &want, 1e-12 * growth * growth);
+                // Backward-error bound of a computed square: coefficient k of s·s sums k + 1
+                // products, so its residual is a small multiple of (k + 1)·ε·Σ_j |s_j|·|s_{k−j}|
+                // (the size of the coefficients, which grow like (2/a0)^k). Newton forms s
+                // through the inverse root h = 1/√a, so its residual also carries the size of
+                // h: the bound uses (|s|·|s|)·(|s|·|h|). Measured over 200 000 random cases: at
+                // most 1.0 (recurrence) and 2.4 (Newton) times these sizes; the factor is 64.
+                let abs = |x: &[f64]| x.iter().map(|v| v.abs()).collect::<Vec<f64>>();
+                let mut size = mul(&abs(&s), &abs(&s), n);
+                if alg == Algorithm::Newton {
+                    let h = inverse(&s, n, Algorithm::Recurrence).unwrap();
+                    size = mul(&size, &mul(&abs(&s), &abs(&h), n), n);
+                }
+                for (k, ((g, w), m)) in sq.iter().zip(&want).zip(&size).enumerate() {
+                    let tol = 64.0 * f64::EPSILON * (k + 1) as f64 * m.max(1.0);
+                    prop_assert!((g - w).abs() <= tol, "{alg:?} coefficient {k}: {g} vs {w} (tolerance {tol:e})");
+                }
             }
         }
 
