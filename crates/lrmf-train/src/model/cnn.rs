@@ -133,7 +133,7 @@ impl Cnn {
         let mut cin = config.in_channels;
         for &c in &config.channels {
             for _ in 0..2 {
-                stages.push(Stage::Conv(Conv2d::new(cin, c, 3, 1, &mut rng)));
+                stages.push(Stage::Conv(Conv2d::new(cin, c, 3, 1, &mut rng)?));
                 if config.group_norm {
                     stages.push(Stage::GroupNorm(GroupNorm::new(config.groups, c)?));
                 }

@@ -10,7 +10,7 @@ use super::init::uniform;
 use super::native::gemm::{self, View};
 use super::ops::{self, ConvGeometry};
 use super::sequential::Act;
-use crate::Result;
+use crate::{Result, TrainError};
 
 /// A k×k convolution, stride 1, `pad` zeros on each side.
 #[derive(Debug, Clone)]
@@ -41,18 +41,30 @@ pub(crate) struct ConvCache {
 
 impl Conv2d {
     /// PyTorch's default initialisation: weight and bias ~ U(−1/√fan_in, 1/√fan_in),
-    /// fan_in = k·k·C_in.
-    pub fn new(cin: usize, cout: usize, k: usize, pad: usize, rng: &mut impl rand::Rng) -> Self {
+    /// fan_in = k·k·C_in. The padding must be below the kernel side (the input gradient is the
+    /// convolution of the output gradient with padding k − 1 − pad).
+    pub fn new(
+        cin: usize,
+        cout: usize,
+        k: usize,
+        pad: usize,
+        rng: &mut impl rand::Rng,
+    ) -> Result<Self> {
+        if k == 0 || pad >= k {
+            return Err(TrainError::Shape(format!(
+                "convolution: kernel side {k} must be ≥ 1 and padding {pad} below it"
+            )));
+        }
         let fan_in = k * k * cin;
         let bound = 1.0 / (fan_in as f32).sqrt();
-        Conv2d {
+        Ok(Conv2d {
             cin,
             cout,
             k,
             pad,
             weight: uniform(rng, cout * fan_in, bound),
             bias: uniform(rng, cout, bound),
-        }
+        })
     }
 
     /// Number of parameters C_out·k·k·C_in + C_out.
@@ -100,7 +112,7 @@ impl Conv2d {
     /// gradient); with `Ghost`, ‖G_i‖²_F = ⟨A_iA_iᵀ, Δ_iΔ_iᵀ⟩_F (2·t² (k²C_in + C_out) per example,
     /// t = Ho·Wo) and the clipped sum is deferred to one weighted gemm.
     ///
-    /// Complexity: input gradient one gemm plus col2im; parameter gradient as above.
+    /// Complexity: input gradient one im2col and one gemm; parameter gradient as above.
     pub fn backward(
         &self,
         cache: ConvCache,
@@ -114,22 +126,7 @@ impl Conv2d {
         let t = geom.out_h() * geom.out_w();
         let d = View::new(&dy, n * t, m);
         let av = View::new(&a, n * t, kk);
-        let dx = if need_dx {
-            // dA = Δ·W overwrites the whole scratch buffer before col2im reads it.
-            let data = ops::with_scratch(n * t * kk, |da| {
-                gemm::matmul(d, View::new(&self.weight, m, kk), da, false);
-                ops::col2im(da, n, geom)
-            });
-            Some(Act {
-                data,
-                n,
-                h: geom.h,
-                w: geom.w,
-                c: self.cin,
-            })
-        } else {
-            None
-        };
+        let dx = need_dx.then(|| self.input_gradient(&dy, n, geom));
         let grad = match mode {
             GradMode::Sum => {
                 let mut out = vec![0.0f32; m * kk + m];
@@ -168,6 +165,53 @@ impl Conv2d {
             }
         };
         Ok((dx, grad))
+    }
+}
+
+impl Conv2d {
+    /// dx = the convolution of Δ (N × Ho × Wo × C_out) with the flipped kernel
+    /// W'[c_in, ky, kx, c_out] = W[c_out, k−1−ky, k−1−kx, c_in] and padding k − 1 − pad:
+    /// dx[iy, ix, c_in] = Σ W[c_out, ky, kx, c_in]·Δ[iy − ky + pad, ix − kx + pad, c_out].
+    /// As im2col(Δ)·W'ᵀ this is one product with inner dimension k²·C_out and the input gradient
+    /// comes out channels-last, where Δ·W followed by col2im would write k² values per input
+    /// value with an inner dimension of only C_out and then scatter-add them.
+    ///
+    /// Complexity: 2·N·H·W·k²·C_in·C_out flops plus the im2col copy of Δ.
+    fn input_gradient(&self, dy: &[f32], n: usize, geom: ConvGeometry) -> Act {
+        let (k, m, cin) = (self.k, self.cout, self.cin);
+        let g = ConvGeometry {
+            h: geom.out_h(),
+            w: geom.out_w(),
+            c: m,
+            k,
+            pad: k - 1 - self.pad,
+        };
+        debug_assert_eq!((g.out_h(), g.out_w()), (geom.h, geom.w));
+        let kk = k * k * cin;
+        // W' as C_in × (k·k·C_out), columns ordered (ky, kx, c_out) like im2col's.
+        let mut flipped = vec![0.0f32; cin * k * k * m];
+        for co in 0..m {
+            for ky in 0..k {
+                for kx in 0..k {
+                    for ci in 0..cin {
+                        let w = self.weight[co * kk + (ky * k + kx) * cin + ci];
+                        flipped[ci * k * k * m + ((k - 1 - ky) * k + (k - 1 - kx)) * m + co] = w;
+                    }
+                }
+            }
+        }
+        let cols = ops::im2col(dy, n, g);
+        let rows = n * geom.h * geom.w;
+        let mut data = vec![0.0f32; rows * cin];
+        let w = View::new(&flipped, cin, k * k * m);
+        gemm::matmul(View::new(&cols, rows, g.cols()), w.t(), &mut data, false);
+        Act {
+            data,
+            n,
+            h: geom.h,
+            w: geom.w,
+            c: cin,
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! Low-level kernels shared by the layers: channels-last `im2col`/`col2im`, and small
+//! Low-level kernels shared by the layers: channels-last `im2col`, and small
 //! scoped-thread helpers that spread per-example loops over the available cores (the matrix
 //! products live in `gemm.rs`).
 
@@ -225,58 +225,6 @@ fn im2col_image(xi: &[f32], g: ConvGeometry, out: &mut Vec<f32>) {
     }
 }
 
-/// `col2im`, the adjoint of [`im2col`]: scatters-adds the (N·Ho·Wo) × (k·k·C) patch gradients
-/// back onto N×H×W×C channels-last images (one contiguous run per output pixel and kernel row).
-///
-/// Complexity: O(N·Ho·Wo·k²·C) additions, spread over the threads.
-pub(crate) fn col2im(cols_grad: &[f32], n: usize, g: ConvGeometry) -> Vec<f32> {
-    let (ho, wo, cols, c) = (g.out_h(), g.out_w(), g.cols(), g.c);
-    let mut out = vec![0.0f32; n * g.h * g.w * c];
-    par_blocks(&mut out, g.h * g.w * c, |img, xi| {
-        let block = &cols_grad[img * ho * wo * cols..(img + 1) * ho * wo * cols];
-        for oy in 0..ho {
-            for ox in 0..wo {
-                let (lo, hi) = inside_columns(ox, g);
-                let row = &block[(oy * wo + ox) * cols..(oy * wo + ox + 1) * cols];
-                for ky in 0..g.k {
-                    let iy = (oy + ky).wrapping_sub(g.pad);
-                    if iy >= g.h || lo == hi {
-                        continue;
-                    }
-                    let first = iy * g.w + ox + lo - g.pad;
-                    let src = &row[(ky * g.k + lo) * c..(ky * g.k + hi) * c];
-                    for (d, s) in xi[first * c..(first + hi - lo) * c].iter_mut().zip(src) {
-                        *d += *s;
-                    }
-                }
-            }
-        }
-    });
-    out
-}
-
-/// Calls `f` with a slice of `len` values whose contents are unspecified (left over from an
-/// earlier call on this thread), for outputs that `f` overwrites completely before reading —
-/// a product computed with `accumulate = false`. The buffer is kept per thread, so the large
-/// backward buffers are neither allocated nor zero-filled again on every chunk.
-pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    /// Buffers above this many values are not kept after the call (a one-off large chunk must
-    /// not pin its memory for the life of the thread).
-    const KEEP: usize = 16 << 20;
-    thread_local! {
-        static SCRATCH: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
-    }
-    let mut buf = SCRATCH.with(Cell::take);
-    if buf.len() < len {
-        buf.resize(len, 0.0);
-    }
-    let out = f(&mut buf[..len]);
-    if buf.len() <= KEEP {
-        SCRATCH.with(|s| s.set(buf));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,39 +240,7 @@ mod tests {
     }
 
     #[test]
-    fn col2im_is_the_adjoint_of_im2col() {
-        // <im2col(x), y> = <x, col2im(y)> for random x, y: the defining identity of the adjoint.
-        let g = ConvGeometry {
-            h: 5,
-            w: 4,
-            c: 3,
-            k: 3,
-            pad: 1,
-        };
-        let n = 2;
-        let x: Vec<f32> = (0..n * g.h * g.w * g.c)
-            .map(|i| ((i * 37 % 11) as f32) - 5.0)
-            .collect();
-        let cols = im2col(&x, n, g);
-        let y: Vec<f32> = (0..cols.len())
-            .map(|i| ((i * 13 % 7) as f32) - 3.0)
-            .collect();
-        let lhs: f64 = cols
-            .iter()
-            .zip(&y)
-            .map(|(a, b)| (*a as f64) * (*b as f64))
-            .sum();
-        let back = col2im(&y, n, g);
-        let rhs: f64 = x
-            .iter()
-            .zip(&back)
-            .map(|(a, b)| (*a as f64) * (*b as f64))
-            .sum();
-        check(&[lhs as f32], &[rhs as f32], 1e-6);
-    }
-
-    #[test]
-    fn im2col_and_col2im_match_the_definition_on_one_thread_and_several() {
+    fn im2col_matches_the_definition_on_one_thread_and_several() {
         // Element (n, oy, ox; ky, kx, c) = x[n, oy + ky − pad, ox + kx − pad, c] or 0 outside.
         for (h, w, c, k, pad) in [
             (5, 4, 3, 3, 1),
@@ -358,33 +274,9 @@ mod tests {
                     }
                 }
             }
-            let y: Vec<f32> = (0..want.len()).map(|i| (i * 5 % 9) as f32 - 4.0).collect();
-            let mut back = vec![0.0f32; x.len()];
-            for (i, v) in y.iter().enumerate() {
-                let (row, col) = (i / g.cols(), i % g.cols());
-                let (img, pix) = (row / (g.out_h() * g.out_w()), row % (g.out_h() * g.out_w()));
-                let (oy, ox) = (pix / g.out_w(), pix % g.out_w());
-                let (ky, kx, ch) = (col / (k * c), col / c % k, col % c);
-                let (iy, ix) = (oy + ky, ox + kx);
-                if iy >= pad && ix >= pad && iy - pad < h && ix - pad < w {
-                    back[((img * h + iy - pad) * w + ix - pad) * c + ch] += v;
-                }
-            }
             check(&im2col(&x, n, g), &want, 0.0);
             check(&serially(|| im2col(&x, n, g)), &want, 0.0);
-            check(&col2im(&y, n, g), &back, 0.0);
-            check(&serially(|| col2im(&y, n, g)), &back, 0.0);
         }
-    }
-
-    #[test]
-    fn scratch_buffers_have_the_asked_length() {
-        let first = with_scratch(10, |b| {
-            b.fill(1.0);
-            b.len()
-        });
-        let second = with_scratch(4, |b| b.len());
-        assert_eq!((first, second), (10, 4));
     }
 
     #[test]
