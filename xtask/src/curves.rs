@@ -48,9 +48,7 @@ fn draw<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
-    root.fill(&WHITE).map_err(pe)?;
-    let root = root.titled(title, ("sans-serif", 26)).map_err(pe)?;
-    let areas = root.split_evenly((panels.len().div_ceil(cols), cols));
+    let areas = crate::plot::panel_grid(&root, title, panels.len(), cols)?;
     // One accuracy axis for every panel, so methods compare at a glance.
     let all: Vec<_> = panels.iter().filter_map(bounds).collect();
     let y0 = all.iter().map(|b| b.2).fold(f64::MAX, f64::min);

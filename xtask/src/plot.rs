@@ -138,6 +138,21 @@ fn tick(x: f64) -> String {
     }
 }
 
+/// A white figure titled `title`, split into a grid of `cols` columns holding `count` panels.
+pub fn panel_grid<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    count: usize,
+    cols: usize,
+) -> Result<Vec<DrawingArea<DB, Shift>>>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE).map_err(pe)?;
+    let root = root.titled(title, ("sans-serif", 26)).map_err(pe)?;
+    Ok(root.split_evenly((count.div_ceil(cols), cols)))
+}
+
 fn draw<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     title: &str,
@@ -147,10 +162,7 @@ fn draw<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
-    root.fill(&WHITE).map_err(pe)?;
-    let root = root.titled(title, ("sans-serif", 26)).map_err(pe)?;
-    let rows = panels.len().div_ceil(cols);
-    let areas = root.split_evenly((rows, cols));
+    let areas = panel_grid(&root, title, panels.len(), cols)?;
     for (p, area) in panels.iter().zip(areas) {
         let pts = p
             .series
