@@ -188,23 +188,23 @@ impl Conv2d {
         };
         debug_assert_eq!((g.out_h(), g.out_w()), (geom.h, geom.w));
         let kk = k * k * cin;
-        // W' as C_in × (k·k·C_out), columns ordered (ky, kx, c_out) like im2col's.
-        let mut flipped = vec![0.0f32; cin * k * k * m];
+        // W'ᵀ as (k·k·C_out) × C_in, rows ordered (ky, kx, c_out) like im2col's columns: the
+        // product's B in the row-major layout the gemm reads (no transposed copy).
+        let mut flipped_t = vec![0.0f32; k * k * m * cin];
         for co in 0..m {
             for ky in 0..k {
                 for kx in 0..k {
-                    for ci in 0..cin {
-                        let w = self.weight[co * kk + (ky * k + kx) * cin + ci];
-                        flipped[ci * k * k * m + ((k - 1 - ky) * k + (k - 1 - kx)) * m + co] = w;
-                    }
+                    let src = co * kk + (ky * k + kx) * cin;
+                    let dst = (((k - 1 - ky) * k + (k - 1 - kx)) * m + co) * cin;
+                    flipped_t[dst..dst + cin].copy_from_slice(&self.weight[src..src + cin]);
                 }
             }
         }
         let cols = ops::im2col(dy, n, g);
         let rows = n * geom.h * geom.w;
         let mut data = vec![0.0f32; rows * cin];
-        let w = View::new(&flipped, cin, k * k * m);
-        gemm::matmul(View::new(&cols, rows, g.cols()), w.t(), &mut data, false);
+        let b = View::new(&flipped_t, k * k * m, cin);
+        gemm::matmul(View::new(&cols, rows, g.cols()), b, &mut data, false);
         Act {
             data,
             n,
