@@ -1,9 +1,12 @@
-//! A stride-1, zero-padded 2-D convolution on channels-last activations, computed as
-//! `im2col` + one matrix product so that both the forward and every backward product are large
-//! gemms, and with per-example weight gradients (materialised or ghost norms) for clipping.
+//! A stride-1, zero-padded 2-D convolution on channels-last activations, computed as matrix
+//! products with the im2col matrix read in place from the zero-padded input (implicit GEMM:
+//! `View::patches`, no copy nine times the activations' size), and with per-example weight
+//! gradients (materialised or ghost norms) for clipping.
 //!
 //! Parameter layout: weight `W` as C_out × (k·k·C_in) with columns ordered (ky, kx, c_in)
 //! (PyTorch's O×I×kH×kW permuted to O×kH×kW×I), then the bias (C_out).
+
+use std::sync::OnceLock;
 
 use super::grad::{GradMode, NormStrategy, ParamGrad, conv_prefers_ghost};
 use super::init::uniform;
@@ -23,20 +26,47 @@ pub(crate) struct Conv2d {
     pub k: usize,
     /// Padding on each side.
     pub pad: usize,
-    /// C_out × (k·k·C_in).
-    pub weight: Vec<f32>,
+    /// C_out × (k·k·C_in). Read-only here: change it through [`Conv2d::params_mut`], which
+    /// drops the layouts derived from it.
+    weight: Vec<f32>,
     /// C_out.
     pub bias: Vec<f32>,
+    /// The weight in the layouts the products read, built on first use after each change.
+    layouts: OnceLock<WeightLayouts>,
+}
+
+/// The weight rearranged for the products (built once per parameter update, not per chunk).
+#[derive(Debug, Clone)]
+struct WeightLayouts {
+    /// Wᵀ, (k·k·C_in) × C_out: the B of the forward product.
+    wt: Vec<f32>,
+    /// W'ᵀ of the flipped kernel, (k·k·C_out) × C_in with rows ordered (ky, kx, c_out): the B
+    /// of the input-gradient product.
+    flipped_t: Vec<f32>,
 }
 
 /// What the backward pass needs from the forward pass.
 pub(crate) struct ConvCache {
-    /// im2col of the input, (N·Ho·Wo) × (k·k·C_in), row-major.
-    a: Vec<f32>,
+    /// The input zero-padded by `pad`: N × (H + 2·pad) × (W + 2·pad) × C_in.
+    xp: Vec<f32>,
     /// The input geometry.
     geom: ConvGeometry,
     /// Batch size.
     n: usize,
+}
+
+/// The im2col matrix A_i (Ho·Wo × k²C) of image `i` of zero-padded images `xp` (geometry `gp`,
+/// already padded), read in place.
+fn patches(xp: &[f32], gp: ConvGeometry, i: usize) -> View<'_> {
+    let size = gp.h * gp.w * gp.c;
+    View::patches(&xp[i * size..(i + 1) * size], gp.h, gp.w, gp.c, gp.k)
+}
+
+/// Whether the weight gradient Δ_iᵀA_i reads A_i in place: its 32-column panels must not
+/// straddle a kernel row (k·C contiguous values), so k·C must fill whole 16-lane vectors; a
+/// narrow input (C = 3: runs of 9) is copied to an explicit im2col matrix instead.
+fn weight_gradient_in_place(g: ConvGeometry) -> bool {
+    (g.k * g.c).is_multiple_of(16)
 }
 
 impl Conv2d {
@@ -64,6 +94,47 @@ impl Conv2d {
             pad,
             weight: uniform(rng, cout * fan_in, bound),
             bias: uniform(rng, cout, bound),
+            layouts: OnceLock::new(),
+        })
+    }
+
+    /// The weight W (C_out × k·k·C_in).
+    pub fn weight(&self) -> &[f32] {
+        &self.weight
+    }
+
+    /// The weight and the bias, to be changed in place; the derived layouts are rebuilt at the
+    /// next use.
+    pub fn params_mut(&mut self) -> [&mut Vec<f32>; 2] {
+        self.layouts = OnceLock::new();
+        [&mut self.weight, &mut self.bias]
+    }
+
+    /// Wᵀ and the flipped kernel's W'ᵀ (see [`WeightLayouts`]), built on first use.
+    ///
+    /// Complexity: O(C_out·k²·C_in) once per parameter change.
+    fn layouts(&self) -> &WeightLayouts {
+        self.layouts.get_or_init(|| {
+            let (k, m, cin) = (self.k, self.cout, self.cin);
+            let kk = k * k * cin;
+            let mut wt = vec![0.0f32; kk * m];
+            for (o, row) in self.weight.chunks(kk).enumerate() {
+                for (j, &v) in row.iter().enumerate() {
+                    wt[j * m + o] = v;
+                }
+            }
+            // W'[c_in, ky, kx, c_out] = W[c_out, k−1−ky, k−1−kx, c_in], stored transposed.
+            let mut flipped_t = vec![0.0f32; k * k * m * cin];
+            for co in 0..m {
+                for ky in 0..k {
+                    for kx in 0..k {
+                        let src = co * kk + (ky * k + kx) * cin;
+                        let dst = (((k - 1 - ky) * k + (k - 1 - kx)) * m + co) * cin;
+                        flipped_t[dst..dst + cin].copy_from_slice(&self.weight[src..src + cin]);
+                    }
+                }
+            }
+            WeightLayouts { wt, flipped_t }
         })
     }
 
@@ -82,26 +153,36 @@ impl Conv2d {
         }
     }
 
-    /// y = im2col(x)·Wᵀ + b.
+    /// y = im2col(x)·Wᵀ + b, one product per image with im2col read in place from the padded
+    /// input.
     ///
-    /// Complexity: O(N·Ho·Wo·k²·C_in·C_out) in one gemm.
+    /// Complexity: O(N·Ho·Wo·k²·C_in·C_out) in N gemms, plus one padded copy of the input.
     pub fn forward(&self, x: &Act, keep: bool) -> Result<(Act, Option<ConvCache>)> {
         let g = self.geometry(x);
-        let (ho, wo, kk) = (g.out_h(), g.out_w(), g.cols());
-        let rows = x.n * ho * wo;
-        let a = ops::im2col(&x.data, x.n, g);
-        // y = b (every row, by doubling copies), then y += A·Wᵀ.
-        let mut data = self.bias.repeat(rows);
-        let w = View::new(&self.weight, self.cout, kk);
-        gemm::matmul(View::new(&a, rows, kk), w.t(), &mut data, true);
+        let gp = g.padded();
+        let (t, kk, m) = (g.out_h() * g.out_w(), g.cols(), self.cout);
+        let xp = ops::pad_images(&x.data, x.n, g);
+        let b = View::new(&self.layouts().wt, kk, m);
+        // y = b (every row, by doubling copies), then y_i += A_i·Wᵀ.
+        let mut data = self.bias.repeat(x.n * t);
+        ops::par_blocks(&mut data, t * m, |i, y| {
+            gemm::matmul_seq(patches(&xp, gp, i), b, y, true);
+        });
         let out = Act {
             data,
             n: x.n,
-            h: ho,
-            w: wo,
-            c: self.cout,
+            h: g.out_h(),
+            w: g.out_w(),
+            c: m,
         };
-        Ok((out, keep.then_some(ConvCache { a, geom: g, n: x.n })))
+        Ok((
+            out,
+            keep.then_some(ConvCache {
+                xp,
+                geom: g,
+                n: x.n,
+            }),
+        ))
     }
 
     /// Back-propagates `dy` (N·Ho·Wo × C_out): returns the input gradient (when asked) and the
@@ -121,46 +202,62 @@ impl Conv2d {
         strategy: NormStrategy,
         need_dx: bool,
     ) -> Result<(Option<Act>, ParamGrad)> {
-        let ConvCache { a, geom, n } = cache;
+        let ConvCache { xp, geom, n } = cache;
+        let gp = geom.padded();
         let (kk, m) = (geom.cols(), self.cout);
         let t = geom.out_h() * geom.out_w();
-        let d = View::new(&dy, n * t, m);
-        let av = View::new(&a, n * t, kk);
         let dx = need_dx.then(|| self.input_gradient(&dy, n, geom));
+        let ghost = mode == GradMode::PerExample
+            && match strategy {
+                NormStrategy::Auto => conv_prefers_ghost(t, kk, m),
+                NormStrategy::Materialize => false,
+                NormStrategy::Ghost => true,
+            };
+        // A_i in place, or rows of an explicit im2col matrix where that is required.
+        let explicit = (ghost || !weight_gradient_in_place(geom)).then(|| ops::im2col(&xp, n, gp));
+        let a_i = |i: usize| match &explicit {
+            Some(a) => View::new(&a[i * t * kk..(i + 1) * t * kk], t, kk),
+            None => patches(&xp, gp, i),
+        };
+        let d_i = |i: usize| View::new(&dy[i * t * m..(i + 1) * t * m], t, m);
         let grad = match mode {
             GradMode::Sum => {
+                // Σ_i Δ_iᵀA_i, example by example in order.
                 let mut out = vec![0.0f32; m * kk + m];
-                gemm::matmul(d.t(), av, &mut out[..m * kk], false);
+                for i in 0..n {
+                    gemm::matmul_seq(d_i(i).t(), a_i(i), &mut out[..m * kk], i > 0);
+                }
                 out[m * kk..].copy_from_slice(&column_sums(&dy, m));
                 ParamGrad::Summed(out)
             }
+            GradMode::PerExample if ghost => {
+                let a = explicit.unwrap_or_default();
+                let sq_norms = ghost_sq_norms(&a, &dy, n, t, kk, m);
+                ParamGrad::Outer {
+                    n,
+                    t,
+                    k: kk,
+                    a,
+                    delta: dy,
+                    m,
+                    sq_norms,
+                }
+            }
             GradMode::PerExample => {
-                let ghost = match strategy {
-                    NormStrategy::Auto => conv_prefers_ghost(t, kk, m),
-                    NormStrategy::Materialize => false,
-                    NormStrategy::Ghost => true,
-                };
-                if ghost {
-                    let sq_norms = ghost_sq_norms(&a, &dy, n, t, kk, m);
-                    ParamGrad::Outer {
-                        n,
-                        t,
-                        k: kk,
-                        a,
-                        delta: dy,
-                        m,
-                        sq_norms,
-                    }
-                } else {
-                    let p = m * kk + m;
-                    let mut rows = vec![0.0f32; n * p];
-                    ops::par_blocks(&mut rows, p, |i, row| {
-                        let di = View::new(&dy[i * t * m..(i + 1) * t * m], t, m);
-                        let ai = View::new(&a[i * t * kk..(i + 1) * t * kk], t, kk);
-                        gemm::matmul_seq(di.t(), ai, &mut row[..m * kk], false);
-                        row[m * kk..].copy_from_slice(&column_sums(di.data, m));
-                    });
-                    ParamGrad::PerExample { n, p, rows }
+                // G_i and its squared norm while the row is still in cache.
+                let p = m * kk + m;
+                let mut rows = vec![0.0f32; n * p];
+                let sq_norms = ops::par_blocks_map(&mut rows, p, |i, row| {
+                    let di = d_i(i);
+                    gemm::matmul_seq(di.t(), a_i(i), &mut row[..m * kk], false);
+                    row[m * kk..].copy_from_slice(&column_sums(di.data, m));
+                    ops::sq_norm(row)
+                });
+                ParamGrad::PerExample {
+                    n,
+                    p,
+                    rows,
+                    sq_norms,
                 }
             }
         };
@@ -176,7 +273,7 @@ impl Conv2d {
     /// comes out channels-last, where Δ·W followed by col2im would write k² values per input
     /// value with an inner dimension of only C_out and then scatter-add them.
     ///
-    /// Complexity: 2·N·H·W·k²·C_in·C_out flops plus the im2col copy of Δ.
+    /// Complexity: 2·N·H·W·k²·C_in·C_out flops plus one padded copy of Δ.
     fn input_gradient(&self, dy: &[f32], n: usize, geom: ConvGeometry) -> Act {
         let (k, m, cin) = (self.k, self.cout, self.cin);
         let g = ConvGeometry {
@@ -187,24 +284,17 @@ impl Conv2d {
             pad: k - 1 - self.pad,
         };
         debug_assert_eq!((g.out_h(), g.out_w()), (geom.h, geom.w));
-        let kk = k * k * cin;
-        // W'ᵀ as (k·k·C_out) × C_in, rows ordered (ky, kx, c_out) like im2col's columns: the
-        // product's B in the row-major layout the gemm reads (no transposed copy).
-        let mut flipped_t = vec![0.0f32; k * k * m * cin];
-        for co in 0..m {
-            for ky in 0..k {
-                for kx in 0..k {
-                    let src = co * kk + (ky * k + kx) * cin;
-                    let dst = (((k - 1 - ky) * k + (k - 1 - kx)) * m + co) * cin;
-                    flipped_t[dst..dst + cin].copy_from_slice(&self.weight[src..src + cin]);
-                }
-            }
-        }
-        let cols = ops::im2col(dy, n, g);
-        let rows = n * geom.h * geom.w;
-        let mut data = vec![0.0f32; rows * cin];
-        let b = View::new(&flipped_t, k * k * m, cin);
-        gemm::matmul(View::new(&cols, rows, g.cols()), b, &mut data, false);
+        // W'ᵀ, rows ordered (ky, kx, c_out) like im2col(Δ)'s columns: the product's B in the
+        // row-major layout the gemm reads.
+        let flipped_t = &self.layouts().flipped_t;
+        let dyp = ops::pad_images(dy, n, g);
+        let gp = g.padded();
+        let per_image = geom.h * geom.w * cin;
+        let mut data = vec![0.0f32; n * per_image];
+        let b = View::new(flipped_t, k * k * m, cin);
+        ops::par_blocks(&mut data, per_image, |i, dxi| {
+            gemm::matmul_seq(patches(&dyp, gp, i), b, dxi, false);
+        });
         Act {
             data,
             n,

@@ -58,6 +58,8 @@ pub(crate) enum ParamGrad {
         p: usize,
         /// n × p, row-major.
         rows: Vec<f32>,
+        /// ‖g_i‖² per example ([`ops::sq_norm`] of each row).
+        sq_norms: Vec<f64>,
     },
     /// A weight matrix (m × k) and bias (m) whose per-example gradient is
     /// g_i = (Σ_s δ_{i,s} a_{i,s}ᵀ, Σ_s δ_{i,s}) over t positions s; kept as the factors
@@ -93,6 +95,19 @@ pub(crate) enum ParamGrad {
 }
 
 impl ParamGrad {
+    /// Per-example gradients `rows` (n × p) with their squared norms computed here.
+    ///
+    /// Complexity: O(n·p), spread over the threads.
+    pub(crate) fn per_example(n: usize, p: usize, rows: Vec<f32>) -> Self {
+        let sq_norms = ops::par_map(n, |i| ops::sq_norm(&rows[i * p..(i + 1) * p]));
+        ParamGrad::PerExample {
+            n,
+            p,
+            rows,
+            sq_norms,
+        }
+    }
+
     /// Number of parameters this gradient covers.
     pub(crate) fn len(&self) -> usize {
         match self {
@@ -105,7 +120,7 @@ impl ParamGrad {
 
     /// Adds ‖g_i‖² of this layer to `acc[i]` (per-example modes only).
     ///
-    /// Complexity: PerExample O(n·p); Outer O(n) (precomputed); Sparse O(Σ_i tokens_i + n·E).
+    /// Complexity: PerExample and Outer O(n) (precomputed); Sparse O(Σ_i tokens_i + n·E).
     pub(crate) fn add_sq_norms(&self, acc: &mut [f64]) -> Result<()> {
         match self {
             ParamGrad::Summed(_) => {
@@ -113,13 +128,7 @@ impl ParamGrad {
                     "internal: per-example norms requested from a summed gradient".into(),
                 ));
             }
-            ParamGrad::PerExample { n, p, rows } => {
-                let sq = ops::par_map(*n, |i| ops::sq_norm(&rows[i * p..(i + 1) * p]));
-                for (a, s) in acc.iter_mut().zip(sq) {
-                    *a += s;
-                }
-            }
-            ParamGrad::Outer { sq_norms, .. } => {
+            ParamGrad::PerExample { sq_norms, .. } | ParamGrad::Outer { sq_norms, .. } => {
                 for (a, s) in acc.iter_mut().zip(sq_norms) {
                     *a += s;
                 }
@@ -156,7 +165,7 @@ impl ParamGrad {
                     *o += x;
                 }
             }
-            ParamGrad::PerExample { n, p, rows } => {
+            ParamGrad::PerExample { n, p, rows, .. } => {
                 ops::par_split(out, |off, part| {
                     for i in 0..n {
                         let w = weights.map_or(1.0, |w| w[i]);
@@ -351,7 +360,7 @@ mod tests {
             m,
             sq_norms: sq.clone(),
         };
-        let per = ParamGrad::PerExample { n, p, rows };
+        let per = ParamGrad::per_example(n, p, rows);
         let (mut s1, mut s2) = (vec![0.0; n], vec![0.0; n]);
         outer.add_sq_norms(&mut s1).unwrap();
         per.add_sq_norms(&mut s2).unwrap();

@@ -211,7 +211,7 @@ impl GroupNorm {
             }
         });
         let grad = match mode {
-            GradMode::PerExample => ParamGrad::PerExample { n, p: 2 * c, rows },
+            GradMode::PerExample => ParamGrad::per_example(n, 2 * c, rows),
             GradMode::Sum => {
                 let mut sum = vec![0.0f32; 2 * c];
                 for r in rows.chunks(2 * c) {

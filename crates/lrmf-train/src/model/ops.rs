@@ -41,28 +41,49 @@ pub(crate) fn par_blocks<F>(out: &mut [f32], block: usize, f: F)
 where
     F: Fn(usize, &mut [f32]) + Sync,
 {
+    par_blocks_map(out, block, f);
+}
+
+/// [`par_blocks`], collecting the value `f` returns for each block, in block order.
+///
+/// Complexity: the work of `f` over all items, divided over the threads.
+pub(crate) fn par_blocks_map<T, F>(out: &mut [f32], block: usize, f: F) -> Vec<T>
+where
+    T: Send,
+    F: Fn(usize, &mut [f32]) -> T + Sync,
+{
     if block == 0 || out.is_empty() {
-        return;
+        return Vec::new();
     }
     let items = out.len() / block;
     let threads = num_threads().min(items).max(1);
     if threads == 1 {
-        for (i, chunk) in out.chunks_mut(block).enumerate() {
-            f(i, chunk);
-        }
-        return;
+        return out
+            .chunks_mut(block)
+            .enumerate()
+            .map(|(i, chunk)| f(i, chunk))
+            .collect();
     }
     let per_thread = items.div_ceil(threads);
     std::thread::scope(|scope| {
-        for (t, part) in out.chunks_mut(per_thread * block).enumerate() {
-            let f = &f;
-            scope.spawn(move || {
-                for (j, chunk) in part.chunks_mut(block).enumerate() {
-                    f(t * per_thread + j, chunk);
-                }
-            });
-        }
-    });
+        let handles: Vec<_> = out
+            .chunks_mut(per_thread * block)
+            .enumerate()
+            .map(|(t, part)| {
+                let f = &f;
+                scope.spawn(move || {
+                    part.chunks_mut(block)
+                        .enumerate()
+                        .map(|(j, chunk)| f(t * per_thread + j, chunk))
+                        .collect::<Vec<T>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
 }
 
 /// `f(i)` for i in 0..n, spread over [`num_threads`] scoped threads (in order).
@@ -150,6 +171,36 @@ impl ConvGeometry {
     pub fn cols(&self) -> usize {
         self.k * self.k * self.c
     }
+    /// The same convolution on the input zero-padded by [`pad_images`]: H + 2·pad by
+    /// W + 2·pad, no further padding (same output size).
+    pub fn padded(&self) -> ConvGeometry {
+        ConvGeometry {
+            h: self.h + 2 * self.pad,
+            w: self.w + 2 * self.pad,
+            pad: 0,
+            ..*self
+        }
+    }
+}
+
+/// `n` channels-last images (N×H×W×C) with `g.pad` zeros added on each side:
+/// N × (H + 2·pad) × (W + 2·pad) × C, each value written once. The convolutions read their
+/// patches from it in place (`View::patches`).
+///
+/// Complexity: O(N·(H + 2·pad)·(W + 2·pad)·C) writes, spread over the threads.
+pub(crate) fn pad_images(x: &[f32], n: usize, g: ConvGeometry) -> Vec<f32> {
+    let (p, c) = (g.pad, g.c);
+    let wp = g.w + 2 * p;
+    par_build(n, (g.h + 2 * p) * wp * c, |i, out| {
+        let xi = &x[i * g.h * g.w * c..(i + 1) * g.h * g.w * c];
+        out.extend(std::iter::repeat_n(0.0, p * wp * c));
+        for r in 0..g.h {
+            out.extend(std::iter::repeat_n(0.0, p * c));
+            out.extend_from_slice(&xi[r * g.w * c..(r + 1) * g.w * c]);
+            out.extend(std::iter::repeat_n(0.0, p * c));
+        }
+        out.extend(std::iter::repeat_n(0.0, p * wp * c));
+    })
 }
 
 /// `im2col` for `n` channels-last images (N×H×W×C): row (n, oy, ox) of the result holds the

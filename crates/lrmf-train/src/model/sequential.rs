@@ -78,10 +78,7 @@ impl Sequential {
         let mut out = Vec::new();
         for s in &mut self.stages {
             match s {
-                Stage::Conv(c) => {
-                    out.push(&mut c.weight);
-                    out.push(&mut c.bias);
-                }
+                Stage::Conv(c) => out.extend(c.params_mut()),
                 Stage::GroupNorm(g) => {
                     out.push(&mut g.gamma);
                     out.push(&mut g.beta);
@@ -121,7 +118,7 @@ impl Sequential {
         for s in &self.stages {
             match s {
                 Stage::Conv(c) => {
-                    out.extend_from_slice(&c.weight);
+                    out.extend_from_slice(c.weight());
                     out.extend_from_slice(&c.bias);
                 }
                 Stage::GroupNorm(g) => {

@@ -45,7 +45,7 @@ fn candle_grad(
     for s in &seq.stages {
         x = match s {
             Stage::Conv(c) => {
-                let w = var(&c.weight, &[c.cout, c.k, c.k, c.cin]);
+                let w = var(c.weight(), &[c.cout, c.k, c.k, c.cin]);
                 let b = var(&c.bias, &[c.cout]);
                 let wc = w.as_tensor().permute((0, 3, 1, 2)).unwrap();
                 let y = x.conv2d(&wc, c.pad, 1, 1, 1).unwrap();

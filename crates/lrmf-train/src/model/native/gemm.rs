@@ -11,6 +11,14 @@
 //! (row-major A is prefetched a few lines ahead; a transposed A — the weight gradient Δᵀ — is
 //! read contiguously), so no packing copies are made. Column tails use masked loads and stores.
 //!
+//! Implicit convolution: a view's row and column offsets may jump by a fixed amount after every
+//! `len` indices ([`Seg`]). That describes the im2col matrix of a zero-padded channels-last image
+//! without building it — row (oy, ox) starts at pixel (oy, ox) of the padded image and column
+//! (ky, kx, c) is a further (ky·W_p + kx)·C + c — so the convolutions read the activations in
+//! place instead of through a copy nine times their size. Register tiles never straddle a row
+//! jump of A, B panels never straddle a column jump of B, and the inner loop applies the k-axis
+//! jumps as it steps.
+//!
 //! Threads: a product with few rows and a long k is cut into a fixed number of k-parts summed in
 //! order (a function of the shape only, also on one thread); otherwise C is split by rows (each
 //! element is computed the same way whatever the thread count). Results never depend on the
@@ -37,7 +45,36 @@ const KC: usize = 256;
 /// Rows of A streamed past one B panel per block.
 const MC: usize = 96;
 
-/// A read-only strided view of a rows × cols f32 matrix: element (i, p) is `data[i·rs + p·cs]`.
+/// A jump in a view's offsets: after every `len` indices along an axis the offset grows by a
+/// further `jump` (index i lies at i·stride + ⌊i / len⌋·jump).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Seg {
+    /// Indices per segment (≥ 1).
+    pub len: usize,
+    /// Extra offset between consecutive segments.
+    pub jump: usize,
+}
+
+impl Seg {
+    /// No jumps: a plain strided axis.
+    pub const NONE: Seg = Seg {
+        len: usize::MAX,
+        jump: 0,
+    };
+
+    /// Offset of index `i` along an axis of stride `stride`.
+    fn offset(self, i: usize, stride: usize) -> usize {
+        i * stride + (i / self.len) * self.jump
+    }
+
+    /// Indices left in the segment that holds index `i` (counting `i`).
+    fn left(self, i: usize) -> usize {
+        self.len - i % self.len
+    }
+}
+
+/// A read-only strided view of a rows × cols f32 matrix: element (i, p) is
+/// `data[row_seg.offset(i, rs) + col_seg.offset(p, cs)]` (`data[i·rs + p·cs]` for a plain view).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct View<'a> {
     /// The backing values.
@@ -50,6 +87,10 @@ pub(crate) struct View<'a> {
     pub rs: usize,
     /// Column stride.
     pub cs: usize,
+    /// Jumps between groups of rows.
+    pub row_seg: Seg,
+    /// Jumps between groups of columns.
+    pub col_seg: Seg,
 }
 
 impl<'a> View<'a> {
@@ -61,6 +102,30 @@ impl<'a> View<'a> {
             cols,
             rs: cols,
             cs: 1,
+            row_seg: Seg::NONE,
+            col_seg: Seg::NONE,
+        }
+    }
+
+    /// The im2col matrix of one zero-padded channels-last image (H_p × W_p × C, `data`) for a
+    /// stride-1 k×k convolution without further padding, read in place: row (oy, ox) (Ho·Wo
+    /// rows, Ho = H_p − k + 1) holds the patch at pixel (oy, ox), columns ordered (ky, kx, c).
+    pub fn patches(data: &'a [f32], hp: usize, wp: usize, c: usize, k: usize) -> Self {
+        let (ho, wo) = ((hp + 1).saturating_sub(k), (wp + 1).saturating_sub(k));
+        View {
+            data,
+            rows: ho * wo,
+            cols: k * k * c,
+            rs: c,
+            cs: 1,
+            row_seg: Seg {
+                len: wo.max(1),
+                jump: (wp - wo) * c,
+            },
+            col_seg: Seg {
+                len: (k * c).max(1),
+                jump: (wp - k) * c,
+            },
         }
     }
 
@@ -72,7 +137,24 @@ impl<'a> View<'a> {
             cols: self.rows,
             rs: self.cs,
             cs: self.rs,
+            row_seg: self.col_seg,
+            col_seg: self.row_seg,
         }
+    }
+
+    /// True when no axis jumps.
+    fn is_plain(&self) -> bool {
+        self.row_seg == Seg::NONE && self.col_seg == Seg::NONE
+    }
+
+    /// Offset of row `i`'s first element.
+    fn row_off(&self, i: usize) -> usize {
+        self.row_seg.offset(i, self.rs)
+    }
+
+    /// Offset of column `p` within a row.
+    fn col_off(&self, p: usize) -> usize {
+        self.col_seg.offset(p, self.cs)
     }
 
     /// Rows `lo..hi` (no copy).
@@ -93,39 +175,46 @@ impl<'a> View<'a> {
         }
     }
 
-    /// True when every element lies inside `data`.
+    /// True when every element lies inside `data` (offsets grow with both indices, so the last
+    /// element has the largest).
     fn in_bounds(&self) -> bool {
         self.rows == 0
             || self.cols == 0
-            || (self.rows - 1) * self.rs + (self.cols - 1) * self.cs < self.data.len()
+            || self.row_off(self.rows - 1) + self.col_off(self.cols - 1) < self.data.len()
     }
 
     /// Element (i, p).
     fn at(&self, i: usize, p: usize) -> f32 {
-        self.data[i * self.rs + p * self.cs]
+        self.data[self.row_off(i) + self.col_off(p)]
     }
 
-    /// A row-major copy when the columns are not contiguous.
-    fn unit_cols(self) -> (Cow<'a, [f32]>, usize) {
+    /// `self` when its columns are contiguous (within each column segment), else a row-major
+    /// copy.
+    fn unit_cols(self) -> Cow<'a, [f32]> {
         if self.cs == 1 {
-            return (Cow::Borrowed(self.data), self.rs);
+            return Cow::Borrowed(self.data);
         }
         let mut out = Vec::with_capacity(self.rows * self.cols);
         for i in 0..self.rows {
             out.extend((0..self.cols).map(|p| self.at(i, p)));
         }
-        (Cow::Owned(out), self.cols)
+        Cow::Owned(out)
     }
 }
 
 /// C = A·B, or C += A·B when `accumulate`; C is row-major m × n (m = A's rows, n = B's columns),
 /// spread over the model's worker threads.
 ///
-/// Panics when the shapes disagree or a view reaches outside its slice (a bug in the caller).
+/// Panics when the shapes disagree, a view reaches outside its slice or has jumps (use
+/// [`matmul_seq`] for those) — a bug in the caller.
 ///
 /// Complexity: 2·m·k·n flops, divided over the threads when m or k is large.
 pub(crate) fn matmul(a: View<'_>, b: View<'_>, c: &mut [f32], accumulate: bool) {
     check_shapes(&a, &b, c);
+    assert!(
+        a.is_plain() && b.is_plain(),
+        "gemm: matmul needs plain views"
+    );
     with_unit_cols(b, |b| spread(a, b, c, accumulate));
 }
 
@@ -179,14 +268,10 @@ pub(crate) fn matmul_seq(a: View<'_>, b: View<'_>, c: &mut [f32], accumulate: bo
 
 /// Calls `f` with `b` or, when its columns are not contiguous, a row-major copy of it.
 fn with_unit_cols<R>(b: View<'_>, f: impl FnOnce(View<'_>) -> R) -> R {
-    let (data, ldb) = b.unit_cols();
-    f(View {
-        data: &data,
-        rows: b.rows,
-        cols: b.cols,
-        rs: ldb,
-        cs: 1,
-    })
+    match b.unit_cols() {
+        Cow::Borrowed(_) => f(b),
+        Cow::Owned(data) => f(View::new(&data, b.rows, b.cols)),
+    }
 }
 
 /// The shape and bounds checks every entry point makes before any kernel runs.
@@ -209,8 +294,8 @@ fn product(a: View<'_>, b: View<'_>, c: &mut [f32], accumulate: bool) {
     portable(a, b, c, accumulate);
 }
 
-/// The safe reference product: row i of C accumulates A[i, p]·B[p, ·] over p (the inner loop
-/// vectorises for the baseline target).
+/// The safe reference product: row i of C accumulates A[i, p]·B[p, ·] over p, B's row read as
+/// its contiguous column segments (the inner loop vectorises for the baseline target).
 ///
 /// Complexity: 2·m·k·n flops.
 fn portable(a: View<'_>, b: View<'_>, c: &mut [f32], accumulate: bool) {
@@ -224,9 +309,15 @@ fn portable(a: View<'_>, b: View<'_>, c: &mut [f32], accumulate: bool) {
         }
         for p in 0..a.cols {
             let x = a.at(i, p);
-            let bp = &b.data[p * b.rs..p * b.rs + n];
-            for (o, y) in row.iter_mut().zip(bp) {
-                *o += x * y;
+            let mut j = 0;
+            while j < n {
+                let len = b.col_seg.left(j).min(n - j);
+                let start = b.row_off(p) + b.col_off(j);
+                let bp = &b.data[start..start + len];
+                for (o, y) in row[j..j + len].iter_mut().zip(bp) {
+                    *o += x * y;
+                }
+                j += len;
             }
         }
     }
@@ -239,18 +330,6 @@ mod avx512 {
     use std::arch::x86_64::*;
 
     use super::{KC, MC, MR, NR, View};
-
-    /// Raw pointers and strides of one product.
-    #[derive(Clone, Copy)]
-    struct Raw {
-        a: *const f32,
-        rs_a: isize,
-        cs_a: isize,
-        b: *const f32,
-        ldb: isize,
-        c: *mut f32,
-        ldc: isize,
-    }
 
     /// C (m × n) = A·B (+ C), B with unit column stride.
     ///
@@ -268,15 +347,6 @@ mod avx512 {
             }
             return;
         }
-        let raw = Raw {
-            a: a.data.as_ptr(),
-            rs_a: a.rs as isize,
-            cs_a: a.cs as isize,
-            b: b.data.as_ptr(),
-            ldb: b.rs as isize,
-            c: c.as_mut_ptr(),
-            ldc: n as isize,
-        };
         let mut pc = 0;
         while pc < k {
             let kc = KC.min(k - pc);
@@ -286,10 +356,23 @@ mod avx512 {
                 let mc = MC.min(m - ic);
                 // SAFETY: rows ic..ic+mc, columns pc..pc+kc of A, rows pc..pc+kc of B and rows
                 // ic..ic+mc of C are inside the checked bounds.
-                unsafe { block(raw, ic, mc, pc, kc, n, acc) };
+                unsafe { block(&a, &b, c, ic, mc, pc, kc, acc) };
                 ic += mc;
             }
             pc += kc;
+        }
+    }
+
+    /// Rows of the next register tile at row `row` with `rest` rows left in the block: at most
+    /// [`MR`], never across a row jump of A, and a short remainder shared by two tiles.
+    fn tile_rows(a: &View<'_>, row: usize, rest: usize) -> usize {
+        let r = rest.min(a.row_seg.left(row));
+        if r <= MR {
+            r
+        } else if r < 2 * MR {
+            r.div_ceil(2)
+        } else {
+            MR
         }
     }
 
@@ -297,11 +380,23 @@ mod avx512 {
     ///
     /// # Safety
     /// As [`product`], with the block inside m × k × n.
+    #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
-    unsafe fn block(r: Raw, ic: usize, mc: usize, pc: usize, kc: usize, n: usize, acc: bool) {
+    unsafe fn block(
+        a: &View<'_>,
+        b: &View<'_>,
+        c: &mut [f32],
+        ic: usize,
+        mc: usize,
+        pc: usize,
+        kc: usize,
+        acc: bool,
+    ) {
+        let n = b.cols;
         let mut jr = 0;
         while jr < n {
-            let nr = NR.min(n - jr);
+            // A panel of B never straddles a column jump: its columns are contiguous.
+            let nr = NR.min(n - jr).min(b.col_seg.left(jr));
             let nv = nr.div_ceil(16);
             let rem = nr - 16 * (nv - 1);
             let mask: __mmask16 = if rem == 16 {
@@ -311,35 +406,70 @@ mod avx512 {
             };
             let mut ir = 0;
             while ir < mc {
-                let mr = MR.min(mc - ir);
-                let row = (ic + ir) as isize;
-                // SAFETY: offsets of element (row, pc) of A, (pc, jr) of B and (row, jr) of C,
+                let row = ic + ir;
+                let mr = tile_rows(a, row, mc - ir);
+                // SAFETY: offsets of elements (row, pc) of A, (pc, jr) of B and (row, jr) of C,
                 // all inside the checked bounds.
-                let (a, b, c) = unsafe {
+                let (ap, bp, cp) = unsafe {
                     (
-                        r.a.offset(row * r.rs_a + pc as isize * r.cs_a),
-                        r.b.offset(pc as isize * r.ldb + jr as isize),
-                        r.c.offset(row * r.ldc + jr as isize),
+                        a.data.as_ptr().add(a.row_off(row) + a.col_off(pc)),
+                        b.data.as_ptr().add(b.row_off(pc) + b.col_off(jr)),
+                        c.as_mut_ptr().add(row * n + jr),
                     )
                 };
                 let t = Tile {
                     k: kc,
-                    a,
-                    rs_a: r.rs_a,
-                    cs_a: r.cs_a,
-                    b,
-                    ldb: r.ldb,
-                    c,
-                    ldc: r.ldc,
+                    a: ap,
+                    rs_a: a.rs as isize,
+                    cs_a: a.cs as isize,
+                    a_seg: Jumps::at(a.col_seg.len, a.col_seg.jump, pc),
+                    b: bp,
+                    ldb: b.rs as isize,
+                    b_seg: Jumps::at(b.row_seg.len, b.row_seg.jump, pc),
+                    c: cp,
+                    ldc: n as isize,
                     mask,
                     acc,
                 };
                 // SAFETY: the tile mr × nr at (row, jr) lies inside C and its A rows / B columns
-                // inside the checked views.
+                // inside the checked views (the rows within one row segment of A, the columns
+                // within one column segment of B).
                 unsafe { dispatch(t, mr, nv) };
                 ir += mr;
             }
             jr += nr;
+        }
+    }
+
+    /// The jumps of a pointer stepping along the k axis: `jump` extra after every `len` steps,
+    /// the first after `left`.
+    #[derive(Clone, Copy)]
+    struct Jumps {
+        len: usize,
+        jump: isize,
+        left: usize,
+    }
+
+    impl Jumps {
+        /// The jumps of an axis segmented by (`len`, `jump`), starting at index `start`.
+        fn at(len: usize, jump: usize, start: usize) -> Self {
+            Jumps {
+                len,
+                jump: jump as isize,
+                left: len - start % len,
+            }
+        }
+
+        /// Advances `p` by one step of `stride` (plus the jump at a segment end).
+        #[inline(always)]
+        fn step(&mut self, p: *const f32, stride: isize) -> *const f32 {
+            self.left -= 1;
+            if self.left == 0 {
+                self.left = self.len;
+                p.wrapping_offset(stride + self.jump)
+            } else {
+                p.wrapping_offset(stride)
+            }
         }
     }
 
@@ -350,8 +480,10 @@ mod avx512 {
         a: *const f32,
         rs_a: isize,
         cs_a: isize,
+        a_seg: Jumps,
         b: *const f32,
         ldb: isize,
+        b_seg: Jumps,
         c: *mut f32,
         ldc: isize,
         mask: __mmask16,
@@ -395,12 +527,13 @@ mod avx512 {
     unsafe fn kernel<const M: usize, const NV: usize>(t: Tile) {
         let mut acc = [[_mm512_setzero_ps(); NV]; M];
         let (mut ap, mut bp) = (t.a, t.b);
+        let (mut a_seg, mut b_seg) = (t.a_seg, t.b_seg);
         let prefetch = t.cs_a == 1;
         for q in 0..t.k {
             // SAFETY (whole loop body): ap points at A[0, q] and bp at B[q, 0]; loads stay inside
             // rows < M of A and the unmasked lanes of row q of B. The prefetch is a hint only
-            // (it never faults) and the offset computation stays inside the same allocation's
-            // address range or just past it, which `wrapping_offset` permits.
+            // (it never faults); pointers advance with `wrapping_offset` and are dereferenced
+            // only while q < k, that is at elements inside the views.
             unsafe {
                 if prefetch {
                     let ahead = ap.wrapping_offset((q % M) as isize * t.rs_a + 64);
@@ -420,8 +553,8 @@ mod avx512 {
                         *r = _mm512_fmadd_ps(x, bv[v], *r);
                     }
                 }
-                ap = ap.offset(t.cs_a);
-                bp = bp.offset(t.ldb);
+                ap = a_seg.step(ap, t.cs_a);
+                bp = b_seg.step(bp, t.ldb);
             }
         }
         for (i, row) in acc.iter().enumerate() {
@@ -520,6 +653,64 @@ mod tests {
         check(300, 27, 32, false);
         check(0, 5, 3, false);
         check(3, 0, 4, false);
+    }
+
+    #[test]
+    fn patch_views_multiply_like_their_explicit_im2col() {
+        // A zero-padded image read in place as im2col (the forward and input-gradient A) and
+        // as the B of a weight gradient Δᵀ·A_i: every tile-row and panel boundary against the
+        // row and column jumps, and k blocks that start inside a segment.
+        for (hp, wp, c, k) in [(6, 7, 2, 3), (10, 18, 16, 3), (5, 5, 3, 5), (34, 34, 32, 3)] {
+            let img = values(hp * wp * c, 6);
+            let a = View::patches(&img, hp, wp, c, k);
+            let (ho, wo) = (hp + 1 - k, wp + 1 - k);
+            assert_eq!((a.rows, a.cols), (ho * wo, k * k * c));
+            let mut explicit = Vec::new();
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            for ch in 0..c {
+                                explicit.push(img[((oy + ky) * wp + ox + kx) * c + ch]);
+                            }
+                        }
+                    }
+                }
+            }
+            let e = View::new(&explicit, ho * wo, k * k * c);
+            for i in 0..a.rows {
+                for p in 0..a.cols {
+                    assert_eq!(a.at(i, p), e.at(i, p), "{hp}×{wp}×{c} k={k} at ({i}, {p})");
+                }
+            }
+            let n = 21;
+            let w = values(a.cols * n, 7);
+            let b = View::new(&w, a.cols, n);
+            let d = values(a.rows * n, 8);
+            let dt = View::new(&d, a.rows, n).t();
+            let cases = [(a, b, e, b), (dt, a, dt, e)];
+            for (x, y, x_ref, y_ref) in cases {
+                let want = reference(x_ref, y_ref);
+                let tol = 1e-5 * (x.cols as f64).sqrt();
+                for seq in [true, false] {
+                    let mut got = vec![0.0f32; x.rows * y.cols];
+                    if seq {
+                        matmul_seq(x, y, &mut got, false);
+                    } else {
+                        portable(x, y, &mut got, false);
+                    }
+                    for (idx, (&g, &w)) in got.iter().zip(&want).enumerate() {
+                        assert!(
+                            (g as f64 - w).abs() <= tol * (1.0 + w.abs()),
+                            "{hp}×{wp}×{c} k={k} ({} × {} × {}) at {idx}: {g} vs {w}",
+                            x.rows,
+                            x.cols,
+                            y.cols
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]
