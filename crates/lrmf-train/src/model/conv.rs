@@ -246,12 +246,11 @@ impl Conv2d {
             GradMode::PerExample => {
                 // G_i and its squared norm while the row is still in cache.
                 let p = m * kk + m;
-                let mut rows = vec![0.0f32; n * p];
-                let sq_norms = ops::par_blocks_map(&mut rows, p, |i, row| {
-                    let di = d_i(i);
-                    gemm::matmul_seq(di.t(), a_i(i), &mut row[..m * kk], false);
-                    row[m * kk..].copy_from_slice(&column_sums(di.data, m));
-                    ops::sq_norm(row)
+                let (rows, sq_norms) = ops::par_build_map(n, p, |i, out| {
+                    let (di, start) = (d_i(i), out.len());
+                    gemm::matmul_seq_append(di.t(), a_i(i), out);
+                    out.extend(column_sums(di.data, m));
+                    ops::sq_norm(&out[start..])
                 });
                 ParamGrad::PerExample {
                     n,
@@ -289,11 +288,9 @@ impl Conv2d {
         let flipped_t = &self.layouts().flipped_t;
         let dyp = ops::pad_images(dy, n, g);
         let gp = g.padded();
-        let per_image = geom.h * geom.w * cin;
-        let mut data = vec![0.0f32; n * per_image];
         let b = View::new(flipped_t, k * k * m, cin);
-        ops::par_blocks(&mut data, per_image, |i, dxi| {
-            gemm::matmul_seq(patches(&dyp, gp, i), b, dxi, false);
+        let data = ops::par_build(n, geom.h * geom.w * cin, |i, out| {
+            gemm::matmul_seq_append(patches(&dyp, gp, i), b, out);
         });
         Act {
             data,

@@ -41,49 +41,28 @@ pub(crate) fn par_blocks<F>(out: &mut [f32], block: usize, f: F)
 where
     F: Fn(usize, &mut [f32]) + Sync,
 {
-    par_blocks_map(out, block, f);
-}
-
-/// [`par_blocks`], collecting the value `f` returns for each block, in block order.
-///
-/// Complexity: the work of `f` over all items, divided over the threads.
-pub(crate) fn par_blocks_map<T, F>(out: &mut [f32], block: usize, f: F) -> Vec<T>
-where
-    T: Send,
-    F: Fn(usize, &mut [f32]) -> T + Sync,
-{
     if block == 0 || out.is_empty() {
-        return Vec::new();
+        return;
     }
     let items = out.len() / block;
     let threads = num_threads().min(items).max(1);
     if threads == 1 {
-        return out
-            .chunks_mut(block)
-            .enumerate()
-            .map(|(i, chunk)| f(i, chunk))
-            .collect();
+        for (i, chunk) in out.chunks_mut(block).enumerate() {
+            f(i, chunk);
+        }
+        return;
     }
     let per_thread = items.div_ceil(threads);
     std::thread::scope(|scope| {
-        let handles: Vec<_> = out
-            .chunks_mut(per_thread * block)
-            .enumerate()
-            .map(|(t, part)| {
-                let f = &f;
-                scope.spawn(move || {
-                    part.chunks_mut(block)
-                        .enumerate()
-                        .map(|(j, chunk)| f(t * per_thread + j, chunk))
-                        .collect::<Vec<T>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    })
+        for (t, part) in out.chunks_mut(per_thread * block).enumerate() {
+            let f = &f;
+            scope.spawn(move || {
+                for (j, chunk) in part.chunks_mut(block).enumerate() {
+                    f(t * per_thread + j, chunk);
+                }
+            });
+        }
+    });
 }
 
 /// `f(i)` for i in 0..n, spread over [`num_threads`] scoped threads (in order).
@@ -230,19 +209,34 @@ pub(crate) fn par_build(
     per_item: usize,
     f: impl Fn(usize, &mut Vec<f32>) + Sync,
 ) -> Vec<f32> {
+    par_build_map(items, per_item, f).0
+}
+
+/// [`par_build`], also collecting the value `f` returns for each item, in item order.
+///
+/// Complexity: as [`par_build`].
+pub(crate) fn par_build_map<T: Send>(
+    items: usize,
+    per_item: usize,
+    f: impl Fn(usize, &mut Vec<f32>) -> T + Sync,
+) -> (Vec<f32>, Vec<T>) {
     if num_threads() == 1 || items <= 1 {
         let mut out = Vec::with_capacity(items * per_item);
-        for i in 0..items {
-            f(i, &mut out);
-        }
-        return out;
+        let values = (0..items).map(|i| f(i, &mut out)).collect();
+        return (out, values);
     }
-    par_map(items, |i| {
+    let parts = par_map(items, |i| {
         let mut out = Vec::with_capacity(per_item);
-        f(i, &mut out);
-        out
-    })
-    .concat()
+        let value = f(i, &mut out);
+        (out, value)
+    });
+    let mut out = Vec::with_capacity(items * per_item);
+    let mut values = Vec::with_capacity(items);
+    for (part, value) in parts {
+        out.extend_from_slice(&part);
+        values.push(value);
+    }
+    (out, values)
 }
 
 /// The range kx ∈ lo..hi of kernel columns that land inside the image for output column `ox`
