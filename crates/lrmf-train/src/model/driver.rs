@@ -13,10 +13,11 @@ use super::{Batch, GradientStats};
 use crate::{Result, TrainError};
 
 /// Default number of examples per forward/backward chunk of the CNN. Chunks are the unit of work
-/// spread over the threads, and small chunks keep a chunk's im2col buffers (≈ 1.2 MB per CIFAR
-/// example for the widest layer) close to the caches and below the allocator's mmap threshold.
-/// Measured on the 2-core build machine (`cargo xtask bench-train`, batch 256): chunks of 8 ran
-/// the CNN step in 0.68 s against 0.70 s for 16 and 4, with half the resident memory of 16.
+/// spread over the threads, and small chunks keep a chunk's buffers (activations, per-example
+/// gradients: ≈ 1.2 MB per CIFAR example) close to the caches and below the allocator's mmap
+/// threshold. Measured on the 2-core build machine (`cargo xtask bench-train`, batch 256):
+/// chunks of 8 ran the CNN step in 0.68 s against 0.70 s for 16 and 4, with half the resident
+/// memory of 16.
 pub const DEFAULT_CHUNK: usize = 8;
 
 /// Default chunk of the dense models (text classifier, MLP): an example costs little there and

@@ -1,5 +1,6 @@
-//! Keeps the training step's large, short-lived buffers (im2col matrices, activations, their
-//! gradients: megabytes each, allocated and freed once per chunk) inside the process.
+//! Keeps the training step's large, short-lived buffers (padded inputs, activations, their
+//! gradients, per-example gradients: megabytes each, allocated and freed once per chunk)
+//! inside the process.
 //!
 //! With glibc's defaults a buffer above the dynamic mmap threshold is mapped and unmapped on
 //! every allocation, and a freed heap top above the trim threshold is returned with `brk`; the
