@@ -285,7 +285,7 @@ fn wall(full: &Table, grid: &Table) -> Result<String> {
         let ((fs, fnum), (gs, gn)) = (sum(full)?, sum(grid)?);
         if fnum + gn > 0 {
             parts.push(format!(
-                "{}: {} final runs in {} (mean {} each), {} grid runs in {}",
+                "{}: final runs {} in {} (mean {} each), grid runs {} in {}",
                 d.name(),
                 fnum,
                 crate::hms(fs),
