@@ -117,12 +117,7 @@ impl Conv2d {
         self.layouts.get_or_init(|| {
             let (k, m, cin) = (self.k, self.cout, self.cin);
             let kk = k * k * cin;
-            let mut wt = vec![0.0f32; kk * m];
-            for (o, row) in self.weight.chunks(kk).enumerate() {
-                for (j, &v) in row.iter().enumerate() {
-                    wt[j * m + o] = v;
-                }
-            }
+            let wt = View::new(&self.weight, m, kk).t().to_row_major();
             // W'[c_in, ky, kx, c_out] = W[c_out, k−1−ky, k−1−kx, c_in], stored transposed.
             let mut flipped_t = vec![0.0f32; k * k * m * cin];
             for co in 0..m {

@@ -192,17 +192,24 @@ impl<'a> View<'a> {
         self.data[self.row_off(i) + self.col_off(p)]
     }
 
+    /// A row-major copy (rows × cols) of the viewed matrix.
+    ///
+    /// Complexity: O(rows·cols).
+    pub fn to_row_major(self) -> Vec<f32> {
+        let mut out = Vec::with_capacity(self.rows * self.cols);
+        for i in 0..self.rows {
+            out.extend((0..self.cols).map(|p| self.at(i, p)));
+        }
+        out
+    }
+
     /// `self` when its columns are contiguous (within each column segment), else a row-major
     /// copy.
     fn unit_cols(self) -> Cow<'a, [f32]> {
         if self.cs == 1 {
             return Cow::Borrowed(self.data);
         }
-        let mut out = Vec::with_capacity(self.rows * self.cols);
-        for i in 0..self.rows {
-            out.extend((0..self.cols).map(|p| self.at(i, p)));
-        }
-        Cow::Owned(out)
+        Cow::Owned(self.to_row_major())
     }
 }
 
@@ -276,8 +283,7 @@ pub(crate) fn matmul_seq(a: View<'_>, b: View<'_>, c: &mut [f32], accumulate: bo
 ///
 /// Complexity: 2·m·k·n flops.
 pub(crate) fn matmul_seq_append(a: View<'_>, b: View<'_>, out: &mut Vec<f32>) {
-    assert_eq!(a.cols, b.rows, "gemm: inner dimensions differ");
-    assert!(a.in_bounds() && b.in_bounds(), "gemm: view out of bounds");
+    check_views(&a, &b);
     let (start, len) = (out.len(), a.rows * b.cols);
     with_unit_cols(b, |b| {
         out.reserve(len);
@@ -307,9 +313,14 @@ fn with_unit_cols<R>(b: View<'_>, f: impl FnOnce(View<'_>) -> R) -> R {
 
 /// The shape and bounds checks every entry point makes before any kernel runs.
 fn check_shapes(a: &View<'_>, b: &View<'_>, c: &[f32]) {
+    check_views(a, b);
+    assert!(c.len() >= a.rows * b.cols, "gemm: output too short");
+}
+
+/// The inner dimensions agree and both views lie inside their slices.
+fn check_views(a: &View<'_>, b: &View<'_>) {
     assert_eq!(a.cols, b.rows, "gemm: inner dimensions differ");
     assert!(a.in_bounds() && b.in_bounds(), "gemm: view out of bounds");
-    assert!(c.len() >= a.rows * b.cols, "gemm: output too short");
 }
 
 /// One product on the calling thread: the AVX-512 kernels when the CPU has them, the portable
@@ -317,9 +328,8 @@ fn check_shapes(a: &View<'_>, b: &View<'_>, c: &[f32]) {
 fn product(a: View<'_>, b: View<'_>, c: &mut [f32], accumulate: bool) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
-        assert!(c.len() >= a.rows * b.cols, "gemm: output too short");
-        // SAFETY: the CPU has AVX-512F (checked above); the views are in bounds (checked by the
-        // caller) and `c` holds m·n values, which is all `avx512::product` touches.
+        // SAFETY: the CPU has AVX-512F (checked above); the views are in bounds and `c` holds
+        // m·n values (checked by the caller), which is all `avx512::product` touches.
         unsafe { avx512::product(a, b, c.as_mut_ptr(), accumulate) };
         return;
     }
