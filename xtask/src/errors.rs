@@ -4,11 +4,10 @@
 //! and turns the finished CSV into plots and a report section; the row parsing here serves all
 //! three.
 
-use crate::eval::{self, LOWER_BOUND, args};
+use crate::eval::{self, Job, LOWER_BOUND, args};
 use crate::plot::{self, Panel, Series, Style, color_of};
 use crate::table::Table;
 use anyhow::Result;
-use lrmf_cli::StrategyArgs;
 use lrmf_factor::{MAX_BLT_N, MAX_DENSE_OPT_N, Method};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -118,7 +117,7 @@ impl Scale {
 /// [`single_epoch_methods`] up to [`Scale::single_epoch_max_n`] (identity always, sqrt/lr-sqrt
 /// up to the quadratic cap except for the exponential schedule, dense-sqrt up to the cubic cap,
 /// BLT and the dense optimum up to theirs), the lower bound up to the cubic cap.
-pub fn single_epoch_jobs(s: Scale) -> Vec<StrategyArgs> {
+pub fn single_epoch_jobs(s: Scale) -> Vec<Job> {
     let mut jobs = Vec::new();
     for sched in SCHEDULES {
         for beta in DECAYS {
@@ -126,11 +125,12 @@ pub fn single_epoch_jobs(s: Scale) -> Vec<StrategyArgs> {
             while n <= s.max_n {
                 for m in single_epoch_methods() {
                     if n <= s.single_epoch_max_n(m, sched) {
-                        jobs.push(args(sched, beta, n, m.name(), None, None, 1));
+                        jobs.push(Job::Strategy(args(sched, beta, n, m, None, None, 1)));
                     }
                 }
                 if n <= s.max_n_cubic {
-                    jobs.push(args(sched, beta, n, LOWER_BOUND, None, None, 1));
+                    let a = args(sched, beta, n, Method::Identity, None, None, 1);
+                    jobs.push(Job::LowerBound(a));
                 }
                 n *= 2;
             }
@@ -171,16 +171,18 @@ pub fn band_study_bands(s: Scale, m: Method, b: usize, n: usize) -> Vec<Option<u
 /// Configurations of experiment 2 (exponential schedule, n = k·b, k participations at
 /// min-separation b): DP-SGD and each method of [`band_study_methods`] at its bands
 /// ([`band_study_bands`]), for β ∈ {0.1, 1}.
-pub fn band_jobs(s: Scale) -> Vec<StrategyArgs> {
+pub fn band_jobs(s: Scale) -> Vec<Job> {
     let mut jobs = Vec::new();
     for &k in s.epochs {
         for b in MIN_SEPS {
             for beta in BAND_DECAYS {
                 let n = k * b;
-                jobs.push(args("exponential", beta, n, DP_SGD, None, Some(b), k));
+                let dp_sgd = args("exponential", beta, n, Method::Identity, None, Some(b), k);
+                jobs.push(Job::Strategy(dp_sgd));
                 for m in band_study_methods() {
                     for p in band_study_bands(s, m, b, n) {
-                        jobs.push(args("exponential", beta, n, m.name(), p, Some(b), k));
+                        let a = args("exponential", beta, n, m, p, Some(b), k);
+                        jobs.push(Job::Strategy(a));
                     }
                 }
             }
@@ -798,7 +800,7 @@ fn blind_check(s: &mut String, rs: &[Row]) -> Result<()> {
 }
 
 /// Estimated seconds of an experiment's configurations (summed; divide by cores for wall time).
-pub fn estimate(jobs: &[StrategyArgs]) -> f64 {
+pub fn estimate(jobs: &[Job]) -> f64 {
     jobs.iter().map(eval::cost_seconds).sum()
 }
 
@@ -821,19 +823,19 @@ mod tests {
         check(64, 4096, &[8, 16, 32, 64, 128, 256, 512]);
         check(8, 32, &[1, 2, 4, 8, 16, 32]);
         let q = single_epoch_jobs(Scale::QUICK);
-        assert!(q.iter().all(|a| a.n.unwrap() <= 1 << 20));
+        assert!(q.iter().all(|a| a.args().n.unwrap() <= 1 << 20));
         assert!(
             q.iter()
-                .filter(|a| a.method == "dense-sqrt")
-                .all(|a| a.n.unwrap() <= 2048)
+                .filter(|a| a.curve() == "dense-sqrt")
+                .all(|a| a.args().n.unwrap() <= 2048)
         );
         assert!(
             q.iter()
-                .filter(|a| a.method == "sqrt" && a.schedule == "cosine")
-                .all(|a| a.n.unwrap() <= 1 << 15)
+                .filter(|a| a.curve() == "sqrt" && a.args().schedule == "cosine")
+                .all(|a| a.args().n.unwrap() <= 1 << 15)
         );
         assert_eq!(
-            q.iter().filter(|a| a.method == "identity").count(),
+            q.iter().filter(|a| a.curve() == "identity").count(),
             4 * 3 * 15
         );
     }
@@ -867,8 +869,8 @@ mod tests {
             ] {
                 let ns: Vec<usize> = q
                     .iter()
-                    .filter(|a| a.method == m)
-                    .map(|a| a.n.unwrap())
+                    .filter(|a| a.curve() == m)
+                    .map(|a| a.args().n.unwrap())
                     .collect();
                 // Every schedule and β, n = 2⁶ … cap.
                 let per = cap.trailing_zeros() as usize - 5;
@@ -880,12 +882,17 @@ mod tests {
         assert_eq!(Scale::QUICK.max_n_dense_opt, 512);
         let b = band_jobs(Scale::QUICK);
         // BLT once per (k, b, β), without a band.
-        let blt: Vec<_> = b.iter().filter(|a| a.method == "lr-blt").collect();
+        let blt: Vec<_> = b
+            .iter()
+            .filter(|a| a.curve() == "lr-blt")
+            .map(Job::args)
+            .collect();
         assert_eq!(blt.len(), 2 * 2 * 2);
         assert!(blt.iter().all(|a| a.band.is_none() && a.min_sep.is_some()));
         assert!(
             b.iter()
-                .filter(|a| a.method == "bandmf")
+                .filter(|a| a.curve() == "bandmf")
+                .map(Job::args)
                 .all(|a| a.band().unwrap().unwrap() <= a.min_sep.unwrap())
         );
     }

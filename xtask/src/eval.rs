@@ -31,12 +31,39 @@ pub const HEADER: [&str; 14] = [
     "buffers",
 ];
 
+/// One configuration of experiments 1–3: a strategy's errors, or the lower bound of a
+/// workload (the `lower-bound` curve, which is not a method).
+#[derive(Debug, Clone)]
+pub enum Job {
+    /// `lrmf errors` on these flags.
+    Strategy(StrategyArgs),
+    /// ‖W‖_*/n of the workload of these flags (their method is not read).
+    LowerBound(StrategyArgs),
+}
+
+impl Job {
+    /// The flags.
+    pub fn args(&self) -> &StrategyArgs {
+        match self {
+            Job::Strategy(a) | Job::LowerBound(a) => a,
+        }
+    }
+
+    /// The curve's name in the CSVs: the method's, or [`LOWER_BOUND`].
+    pub fn curve(&self) -> &'static str {
+        match self {
+            Job::Strategy(a) => a.method.name(),
+            Job::LowerBound(_) => LOWER_BOUND,
+        }
+    }
+}
+
 /// The strategy flags of one configuration (single participation when `min_sep` is `None`).
 pub fn args(
     schedule: &str,
     lr_decay: f64,
     n: usize,
-    method: &str,
+    method: Method,
     band: Option<usize>,
     min_sep: Option<usize>,
     participations: usize,
@@ -48,7 +75,7 @@ pub fn args(
         warmup: 0,
         momentum: 0.0,
         weight_decay: 1.0,
-        method: method.to_string(),
+        method,
         band: band.map(Into::into),
         min_sep,
         participations,
@@ -60,9 +87,10 @@ pub fn args(
 }
 
 /// The CSV row of one configuration: `lrmf_cli::evaluate(args)` (the values `lrmf errors
-/// --json` prints) with that report, or for `method = lower-bound` the bound `‖W‖_*/n` in both
-/// error columns and no report.
-pub fn evaluated(a: &StrategyArgs) -> Result<(Vec<String>, Option<ErrorsReport>)> {
+/// --json` prints) with that report, or for the lower bound `‖W‖_*/n` in both error columns
+/// and no report.
+pub fn evaluated(job: &Job) -> Result<(Vec<String>, Option<ErrorsReport>)> {
+    let a = job.args();
     let lead = |method: &str, band: Option<usize>| {
         vec![
             a.schedule.clone(),
@@ -74,7 +102,7 @@ pub fn evaluated(a: &StrategyArgs) -> Result<(Vec<String>, Option<ErrorsReport>)
             opt(band),
         ]
     };
-    if a.method == LOWER_BOUND {
+    if let Job::LowerBound(_) = job {
         let start = std::time::Instant::now();
         let problem = a.problem()?;
         let lb = lrmf_factor::lower_bound(problem.workload())?;
@@ -117,11 +145,13 @@ pub fn evaluated(a: &StrategyArgs) -> Result<(Vec<String>, Option<ErrorsReport>)
 /// with d fixed ≈ 0.2·d²·n/4096 s (it optimizes every d' ≤ d; 3 s at n = 4096, d = 4), lr-blt
 /// twice that (it starts from blt); dense-opt O(n³) per iteration, ≈ 2.6·(n/512)³ s, the lr-
 /// form 1.3× that.
-pub fn cost_seconds(a: &StrategyArgs) -> f64 {
+pub fn cost_seconds(job: &Job) -> f64 {
+    let a = job.args();
     let n = a.n.unwrap_or(1) as f64;
-    let Ok(m) = a.method() else {
-        // The lower bound (an SVD of W).
-        return 1e-3 + 4.5 * (n / 2048.0).powi(3);
+    let m = match job {
+        // The lower bound: an SVD of W.
+        Job::LowerBound(_) => return 1e-3 + 4.5 * (n / 2048.0).powi(3),
+        Job::Strategy(a) => a.method,
     };
     let p = a.band().ok().flatten().unwrap_or(1) as f64;
     let geometric = matches!(a.schedule.as_str(), "exponential" | "constant");
@@ -152,7 +182,7 @@ pub fn cost_seconds(a: &StrategyArgs) -> f64 {
 /// result does not depend on the number of threads.
 pub fn run_all(
     label: &str,
-    jobs: &[StrategyArgs],
+    jobs: &[Job],
     extra: impl Fn(&StrategyArgs, Option<&ErrorsReport>) -> Vec<String> + Sync,
     header: &[&str],
     stop: &AtomicBool,
@@ -172,16 +202,16 @@ pub fn run_all(
     let done: Vec<(usize, Result<Vec<String>>)> = order
         .par_iter()
         .map(|&i| {
-            let a = &jobs[i];
+            let job = &jobs[i];
             if stop.load(Ordering::Relaxed) {
                 return (i, Err(anyhow::anyhow!("interrupted")));
             }
-            let r = evaluated(a).map(|(mut r, e)| {
-                r.extend(extra(a, e.as_ref()));
+            let r = evaluated(job).map(|(mut r, e)| {
+                r.extend(extra(job.args(), e.as_ref()));
                 r
             });
-            bar.inc((cost_seconds(a) * 1000.0).round() as u64);
-            bar.set_message(format!("{} n={}", a.method, a.n.unwrap_or(0)));
+            bar.inc((cost_seconds(job) * 1000.0).round() as u64);
+            bar.set_message(format!("{} n={}", job.curve(), job.args().n.unwrap_or(0)));
             (i, r)
         })
         .collect();
@@ -205,7 +235,7 @@ mod tests {
     /// the same flags: through the `lrmf` binary when it is built next to this test, and
     /// always through `lrmf_cli::evaluate`.
     fn check(a: &StrategyArgs) {
-        let r = evaluated(a).unwrap().0;
+        let r = evaluated(&Job::Strategy(a.clone())).unwrap().0;
         let t = {
             let mut t = Table::new(&HEADER);
             t.push(r.clone()).unwrap();
@@ -238,7 +268,7 @@ mod tests {
                 "errors",
                 "--json",
                 "--method",
-                &a.method,
+                a.method.name(),
                 "--schedule",
                 &a.schedule,
             ]);
@@ -275,25 +305,41 @@ mod tests {
 
     #[test]
     fn csv_rows_equal_lrmf_errors_json() {
-        check(&args("exponential", 0.1, 1024, "lr-sqrt", None, None, 1));
-        check(&args("cosine", 0.01, 512, "sqrt", None, None, 1));
         check(&args(
             "exponential",
             0.1,
             1024,
-            "lr-bisr",
+            Method::LrSqrt,
+            None,
+            None,
+            1,
+        ));
+        check(&args("cosine", 0.01, 512, Method::Sqrt, None, None, 1));
+        check(&args(
+            "exponential",
+            0.1,
+            1024,
+            Method::LrBisr,
             Some(32),
             Some(256),
             4,
         ));
-        check(&args("linear", 0.5, 256, "dense-sqrt", None, None, 1));
-        check(&args("polynomial", 0.1, 300, "identity", None, None, 1));
-        check(&args("cosine", 0.1, 256, "lr-blt", None, None, 1));
+        check(&args("linear", 0.5, 256, Method::DenseSqrt, None, None, 1));
+        check(&args(
+            "polynomial",
+            0.1,
+            300,
+            Method::Identity,
+            None,
+            None,
+            1,
+        ));
+        check(&args("cosine", 0.1, 256, Method::LrBlt, None, None, 1));
         check(&args(
             "exponential",
             0.1,
             128,
-            "lr-dense-opt",
+            Method::LrDenseOpt,
             None,
             None,
             1,
@@ -302,15 +348,24 @@ mod tests {
 
     #[test]
     fn lower_bound_row_is_the_compare_bound_and_errors_are_named() {
-        let a = args("exponential", 0.1, 128, LOWER_BOUND, None, None, 1);
-        let r = evaluated(&a).unwrap().0;
-        let (rows, _) =
-            lrmf_cli::compare(&args("exponential", 0.1, 128, "identity", None, None, 1)).unwrap();
+        let a = args("exponential", 0.1, 128, Method::Identity, None, None, 1);
+        let r = evaluated(&Job::LowerBound(a)).unwrap().0;
+        let (rows, _) = lrmf_cli::compare(&args(
+            "exponential",
+            0.1,
+            128,
+            Method::Identity,
+            None,
+            None,
+            1,
+        ))
+        .unwrap();
         let lb = rows[0].lower_bound.unwrap();
         assert_eq!(r[9].parse::<f64>().unwrap().to_bits(), lb.to_bits());
         // Every method's MeanSE is at least the bound.
         assert!(rows.iter().all(|e| e.mean_se >= lb * (1.0 - 1e-12)));
-        let bad = args("exponential", 0.1, 128, "lr-bsr", Some(0), None, 1);
-        assert!(format!("{:#}", evaluated(&bad).unwrap_err()).contains("band"));
+        let bad = args("exponential", 0.1, 128, Method::LrBsr, Some(0), None, 1);
+        let err = evaluated(&Job::Strategy(bad)).unwrap_err();
+        assert!(format!("{err:#}").contains("band"));
     }
 }

@@ -5,7 +5,7 @@
 //! methods (sqrt, dense) keep n rows.
 
 use crate::errors::{Metric, Row, Scale, bands, is_blt, label, rows, settings, sig};
-use crate::eval::{self, args};
+use crate::eval::{self, Job, args};
 use crate::plot::{self, FRONT_COLOR, Panel, Series, Style, color_of};
 use crate::table::Table;
 use anyhow::Result;
@@ -69,15 +69,15 @@ pub fn memory_configs(
 
 /// Configurations of experiment 3: every method of [`Method::ALL`] at its
 /// [`memory_configs`] in each of [`memory_settings`], exponential schedule, β = 0.1.
-pub fn memory_jobs(s: Scale) -> Vec<StrategyArgs> {
+pub fn memory_jobs(s: Scale) -> Vec<Job> {
     let mut jobs = Vec::new();
     for setting in memory_settings(s) {
         let (k, b, n) = setting;
         for m in Method::ALL {
             for (p, d) in memory_configs(s, m, setting) {
-                let mut a = args("exponential", BETA, n, m.name(), p, b, k);
+                let mut a = args("exponential", BETA, n, m, p, b, k);
                 a.buffers = d;
-                jobs.push(a);
+                jobs.push(Job::Strategy(a));
             }
         }
     }
@@ -379,16 +379,18 @@ mod tests {
         for s in [Scale::QUICK, Scale::FULL] {
             let jobs = memory_jobs(s);
             for m in Method::ALL {
-                assert!(jobs.iter().any(|a| a.method == m.name()), "{m}");
+                assert!(jobs.iter().any(|a| a.curve() == m.name()), "{m}");
             }
-            let blt: Vec<_> = jobs.iter().filter(|a| a.method == "blt").collect();
+            let blt: Vec<_> = jobs.iter().filter(|a| a.curve() == "blt").collect();
             assert_eq!(blt.len(), memory_settings(s).len() * s.max_buffers);
             assert!(
                 jobs.iter()
-                    .filter(|a| a.method.contains("dense-opt"))
-                    .all(|a| a.participations == 1 && a.n.unwrap() <= s.max_n_dense_opt)
+                    .filter(|a| a.curve().contains("dense-opt"))
+                    .all(|a| a.args().participations == 1
+                        && a.args().n.unwrap() <= s.max_n_dense_opt)
             );
-            assert!(jobs.iter().filter(|a| a.method == "lr-bandmf").all(|a| {
+            assert!(jobs.iter().filter(|a| a.curve() == "lr-bandmf").all(|a| {
+                let a = a.args();
                 a.n.unwrap() <= s.max_n_memory_bandmf
                     && a.min_sep.is_none_or(|b| a.band().unwrap().unwrap() <= b)
             }));
@@ -397,15 +399,15 @@ mod tests {
         assert_eq!(memory_bands(Some(64), 256), bands(64, 256));
         // bytes = 4 × state rows of the evaluated C: bisr p, bsr p − 1, BLT d, sqrt n, DP-SGD 0.
         for (m, p, d, rows) in [
-            ("bisr", Some(8), None, 8),
-            ("bsr", Some(8), None, 7),
-            ("blt", None, Some(2), 2),
-            ("sqrt", None, None, 64),
-            ("identity", None, None, 0),
+            (Method::Bisr, Some(8), None, 8),
+            (Method::Bsr, Some(8), None, 7),
+            (Method::Blt, None, Some(2), 2),
+            (Method::Sqrt, None, None, 64),
+            (Method::Identity, None, None, 0),
         ] {
             let mut a = args("exponential", BETA, 64, m, p, None, 1);
             a.buffers = d;
-            let (_, e) = eval::evaluated(&a).unwrap();
+            let (_, e) = eval::evaluated(&Job::Strategy(a.clone())).unwrap();
             let want = vec![rows.to_string(), (4 * rows).to_string()];
             assert_eq!(memory_extra(&a, e.as_ref()), want, "{m}");
         }

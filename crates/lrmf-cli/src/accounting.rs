@@ -194,7 +194,7 @@ fn build_plan(a: &AccountingArgs, target: f64) -> Result<Plan> {
 
 /// DP-SGD with Poisson sampling: the identity only, the rate q and the steps.
 fn poisson_plan(a: &AccountingArgs) -> Result<Plan> {
-    let method = a.strategy.method()?;
+    let method = a.strategy.method;
     if method != Method::Identity {
         return Err(usage(format!(
             "invalid --method: Poisson accountants hold for DP-SGD (identity) only, not {method}; use --accountant gaussian or mc-bnb for a factorization"

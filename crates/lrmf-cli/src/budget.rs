@@ -77,9 +77,7 @@ pub fn strategy_bytes(s: &StrategyArgs) -> Option<u64> {
     let n = s.n.unwrap_or(1) as u64;
     let linear = n.checked_mul(8 * VECTORS_OF_N)?;
     // The dense methods within their size limit (beyond it they refuse before allocating).
-    let dense = s
-        .method()
-        .ok()
+    let dense = Some(s.method)
         .filter(Method::is_dense)
         .and_then(|m| m.size_limit())
         .is_some_and(|(max, _)| n <= max as u64);

@@ -129,8 +129,7 @@ pub fn check_strategy(s: &StrategyArgs, given: &Given, compare: bool) -> Vec<Str
     if compare && given.has("method") {
         out.push("--method has no effect on compare, which evaluates every method".into());
     }
-    let banded = s.method().map(|m| m.is_banded()).unwrap_or(true);
-    if !compare && given.has("band") && !banded {
+    if !compare && given.has("band") && !s.method.is_banded() {
         out.push(format!(
             "--band has no effect with --method {} (not a banded method)",
             s.method

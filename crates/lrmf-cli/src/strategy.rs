@@ -42,10 +42,8 @@ pub struct StrategyArgs {
     )]
     pub weight_decay: f64,
     /// Factorization method: identity, sqrt, lr-sqrt, bsr, lr-bsr, bisr, lr-bisr, dense-sqrt, bandmf, lr-bandmf, bandinv, lr-bandinv, blt, lr-blt, dense-opt, lr-dense-opt.
-    // The flag's text (xtask also puts its `lower-bound` pseudo-method here); it is parsed once
-    // into a `Method` by `StrategyArgs::spec`, and travels typed from there.
-    #[arg(long, default_value = Method::Identity.name())]
-    pub method: String,
+    #[arg(long, default_value = Method::Identity.name(), value_parser = parse_method)]
+    pub method: Method,
     /// Band p of the banded methods (1 ≤ p ≤ n; with b-min-separation p ≤ min-sep keeps the cheap sensitivity). `compare` also takes `auto` (every power of two up to min-sep, or n) or a list such as 8,16,32, and reports each banded method at its best band.
     #[arg(long, allow_negative_numbers = true, value_name = "P")]
     pub band: Option<BandArg>,
@@ -117,6 +115,15 @@ impl std::str::FromStr for BandArg {
     }
 }
 
+/// The value parser of `--method`: a name of the method table (`Method`'s `FromStr`). Its
+/// error lists the allowed names; clap prefixes it with the flag and exits with status 2.
+fn parse_method(s: &str) -> Result<Method, String> {
+    s.parse().map_err(|e| match e {
+        lrmf_factor::FactorError::Invalid { message, .. } => message,
+        e => e.to_string(),
+    })
+}
+
 impl From<usize> for BandArg {
     fn from(p: usize) -> Self {
         Self::One(p)
@@ -159,7 +166,7 @@ impl StrategyArgs {
     pub fn spec(&self) -> Result<MechanismSpec> {
         let base = self.base_spec()?;
         Ok(MechanismSpec {
-            method: self.method()?,
+            method: self.method,
             band: self.band()?,
             ..base
         })
@@ -180,11 +187,6 @@ impl StrategyArgs {
     pub fn n(&self) -> Result<usize> {
         self.n
             .ok_or_else(|| usage("missing --n: the number of steps (≥ 1) is required"))
-    }
-
-    /// The method named by `--method`.
-    pub fn method(&self) -> Result<Method> {
-        self.method.parse().map_err(usage)
     }
 
     /// The single band of `--band` (`auto` and lists are for `compare` only).
