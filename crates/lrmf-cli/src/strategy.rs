@@ -8,7 +8,7 @@ use lrmf_factor::{
     Factorization, Mechanism, MechanismSpec, Method, Objective, errors, lower_bound,
 };
 use lrmf_privacy::Participation;
-use lrmf_schedule::{Kind, Schedule};
+use lrmf_schedule::{Kind, Schedule, Source};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -139,13 +139,13 @@ impl StrategyArgs {
     /// `file:PATH`), workload, participation, objective and buffers. What `compare` starts from
     /// (it ignores `--method`); [`StrategyArgs::spec`] adds `--method` and `--band`.
     fn base_spec(&self) -> Result<MechanismSpec> {
-        let schedule = match self.schedule.strip_prefix("file:") {
-            Some(path) => {
+        let schedule = match Kind::parse_source(&self.schedule).map_err(usage)? {
+            Source::File(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| usage(format!("invalid --schedule: cannot read '{path}': {e}")))?;
                 Kind::parse_file_text(&text).map_err(usage)?
             }
-            None => Kind::parse_builtin(&self.schedule).map_err(usage)?,
+            Source::Builtin(kind) => kind,
         };
         Ok(MechanismSpec {
             schedule,

@@ -99,7 +99,28 @@ pub enum Kind {
 /// Default number of stages of the step schedule.
 pub const DEFAULT_STEP_STAGES: usize = 4;
 
+/// Where a schedule's shape comes from, in the one spelling the CLI (`--schedule`) and the TOML
+/// config (`[schedule] kind`) share: a built-in kind, or `file:PATH`, whose text the caller
+/// reads and passes to [`Kind::parse_file_text`] (this crate reads no files).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source<'a> {
+    /// A built-in kind (`exponential`, `step:8`, …).
+    Builtin(Kind),
+    /// `file:PATH`: one rate per line in the file at PATH.
+    File(&'a str),
+}
+
 impl Kind {
+    /// Parses a schedule's spelling: `file:PATH` ([`Source::File`]) or a built-in name
+    /// ([`Kind::parse_builtin`]).
+    pub fn parse_source(s: &str) -> Result<Source<'_>, ScheduleError> {
+        match s.strip_prefix("file:") {
+            Some("") => Err(invalid("schedule", "file:PATH needs a path")),
+            Some(path) => Ok(Source::File(path)),
+            None => Self::parse_builtin(s).map(Source::Builtin),
+        }
+    }
+
     /// The name used on the command line (`file:` schedules print as `file`).
     pub fn name(&self) -> String {
         match self {
@@ -401,6 +422,17 @@ mod tests {
         assert!(LrSchedule::new(Kind::File(vec![1.0]), 4, 1.0, 0).is_err());
         assert!(Kind::parse_builtin("sawtooth").is_err());
         assert!(Kind::parse_builtin("step:1").is_err());
+        assert!(Kind::parse_builtin("file:rates.txt").is_err());
+        assert!(Kind::parse_source("file:").is_err());
+        assert!(Kind::parse_source("sawtooth").is_err());
+        assert_eq!(
+            Kind::parse_source("file:dir/rates.txt").unwrap(),
+            Source::File("dir/rates.txt")
+        );
+        assert_eq!(
+            Kind::parse_source("step:8").unwrap(),
+            Source::Builtin(Kind::Step { stages: 8 })
+        );
         assert!(Kind::parse_file_text("1\n-2\n").is_err());
         assert!(Kind::parse_file_text("1\nabc\n").is_err());
         assert!(Kind::parse_file_text("# nothing\n").is_err());

@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use lrmf_factor::{Method, Objective};
-use lrmf_schedule::Kind;
+use lrmf_schedule::{Kind, Source};
 
-use crate::sampler::Sampling;
+use crate::sampler::Batching;
 use crate::{Result, TrainError};
 
 mod validate;
@@ -285,8 +285,8 @@ fn default_eval_batch() -> usize {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleConfig {
-    /// `constant` (default), `exponential`, `polynomial`, `linear`, `cosine`, `step`, `step:K`
-    /// or `file` (with `file`).
+    /// `constant` (default), `exponential`, `polynomial`, `linear`, `cosine`, `step`, `step:K`,
+    /// or `file:PATH` as on the CLI; `file` with the key `file` is the same as `file:PATH`.
     #[serde(default = "constant")]
     pub kind: String,
     /// Final rate β = χ_n / χ_1 ∈ (0, 1] of the decaying schedules (default 1).
@@ -296,7 +296,8 @@ pub struct ScheduleConfig {
     /// paper's theory, which the run reports as a warning).
     #[serde(default)]
     pub warmup_steps: usize,
-    /// With `kind = "file"`: a file of n − w rates, one per line (`#` comments allowed).
+    /// With `kind = "file"`: a file of n − w rates, one per line (`#` comments allowed); the
+    /// same as `kind = "file:PATH"`.
     #[serde(default)]
     pub file: Option<PathBuf>,
 }
@@ -317,19 +318,17 @@ impl Default for ScheduleConfig {
 }
 
 impl ScheduleConfig {
-    /// The shape of the schedule: a built-in kind, or the rates of `file` (read here) with
-    /// `kind = "file"`. Ranges (β, warm-up, the file's length) are the mechanism's to check.
+    /// The shape of the schedule: a built-in kind, or the rates of the schedule file
+    /// ([`ScheduleConfig::file_path`], read here). Ranges (β, warm-up, the file's length) are
+    /// the mechanism's to check.
     pub fn kind(&self) -> Result<Kind> {
+        if let Some(path) = self.file_path() {
+            let key = self.file_key();
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| cfg_err(key, format!("cannot read {}: {e}", path.display())))?;
+            return Kind::parse_file_text(&text).map_err(|e| cfg_err(key, e.to_string()));
+        }
         match (self.kind.as_str(), &self.file) {
-            ("file", Some(path)) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    cfg_err(
-                        "schedule.file",
-                        format!("cannot read {}: {e}", path.display()),
-                    )
-                })?;
-                Kind::parse_file_text(&text).map_err(|e| cfg_err("schedule.file", e.to_string()))
-            }
             ("file", None) => Err(cfg_err(
                 "schedule.file",
                 "kind = \"file\" needs file = \"PATH\" (one rate per line)",
@@ -341,6 +340,28 @@ impl ScheduleConfig {
             (k, None) => {
                 Kind::parse_builtin(k).map_err(|e| cfg_err("schedule.kind", e.to_string()))
             }
+        }
+    }
+
+    /// The schedule file: `file` with `kind = "file"`, or PATH of `kind = "file:PATH"`.
+    pub fn file_path(&self) -> Option<&Path> {
+        match (self.kind.as_str(), &self.file) {
+            ("file", Some(path)) => Some(path),
+            (k, None) => match Kind::parse_source(k) {
+                Ok(Source::File(path)) => Some(Path::new(path)),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// The TOML key that names the schedule file in errors: `schedule.file`, or
+    /// `schedule.kind` for `kind = "file:PATH"`.
+    pub(crate) fn file_key(&self) -> &'static str {
+        if self.file.is_some() {
+            "schedule.file"
+        } else {
+            "schedule.kind"
         }
     }
 }
@@ -397,9 +418,9 @@ pub struct PrivacyConfig {
     /// Accountant (default `gaussian`), by its name in [`AccountantKind`]'s table.
     #[serde(default = "gaussian", with = "accountant_by_name")]
     pub accountant: AccountantKind,
-    /// Sampling (default `balls-in-bins`).
+    /// How batches are drawn (default `balls-in-bins`).
     #[serde(default = "balls_in_bins")]
-    pub sampling: Sampling,
+    pub sampling: Batching,
     /// mc-bnb: Monte Carlo samples per direction (default: the accountant's).
     #[serde(default)]
     pub mc_samples: Option<usize>,
@@ -475,8 +496,8 @@ mod opt_by_name {
 fn gaussian() -> AccountantKind {
     AccountantKind::Gaussian
 }
-fn balls_in_bins() -> Sampling {
-    Sampling::BallsInBins
+fn balls_in_bins() -> Batching {
+    Batching::BallsInBins
 }
 
 /// `[output]`.
@@ -583,7 +604,7 @@ impl TrainConfig {
         c.output.keep_checkpoint = false;
         let mut h = Sha256::new();
         h.update(serde_json::to_vec(&c).expect("config serialises"));
-        if let Some(path) = &self.schedule.file {
+        if let Some(path) = self.schedule.file_path() {
             match std::fs::read(path) {
                 Ok(bytes) => {
                     h.update(b"schedule.file contents\0");
@@ -877,6 +898,37 @@ delta = 1e-5
         let json = serde_json::to_string(&plain).unwrap();
         assert!(!json.contains("validation"), "{json}");
         assert_ne!(plain.hash(), c.hash());
+    }
+
+    #[test]
+    fn schedule_files_read_alike_in_both_spellings() {
+        let dir = tempfile::tempdir().unwrap();
+        let rates = dir.path().join("rates.txt");
+        // One rate per step (GOOD has n = 20 steps).
+        std::fs::write(&rates, format!("1\n{}", "0.5 # halved\n".repeat(19))).unwrap();
+        let path = rates.to_str().unwrap();
+        let with = |schedule: &str| {
+            TrainConfig::from_toml_str(&GOOD.replace("kind = \"cosine\"", schedule))
+        };
+        let long = with(&format!("kind = \"file\"\nfile = {path:?}")).unwrap();
+        let short = with(&format!("kind = \"file:{path}\"")).unwrap();
+        let want = Kind::File([vec![1.0], vec![0.5; 19]].concat());
+        assert_eq!(long.schedule.kind().unwrap(), want);
+        assert_eq!(short.schedule.kind().unwrap(), want);
+        assert_eq!(short.schedule.file_path(), Some(rates.as_path()));
+        // Both hash the file's contents: an edited file is a different run.
+        let before = (long.hash(), short.hash());
+        std::fs::write(&rates, format!("1\n{}", "0.25\n".repeat(19))).unwrap();
+        assert!(long.hash() != before.0 && short.hash() != before.1);
+        // A missing file is an error under the key that named it.
+        let gone = |c: &TrainConfig| {
+            let mut c = c.clone();
+            c.schedule.kind = c.schedule.kind.replace("rates.txt", "gone.txt");
+            c.schedule.file = c.schedule.file.map(|f| f.with_file_name("gone.txt"));
+            c.schedule.kind().unwrap_err().to_string()
+        };
+        assert!(gone(&long).contains("schedule.file"), "{}", gone(&long));
+        assert!(gone(&short).contains("schedule.kind"), "{}", gone(&short));
     }
 
     #[test]

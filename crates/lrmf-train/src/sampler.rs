@@ -9,10 +9,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Result, TrainError};
 
-/// How examples are assigned to the `b` bins (batches) of an epoch.
+/// How examples are assigned to the `b` bins (batches) of an epoch: what the trainer does (the
+/// TOML key `privacy.sampling`). Not to be confused with [`lrmf_privacy::accounting::Sampling`],
+/// the assumption an accountant's number holds for: `BallsInBins` realises its
+/// `BallsInBins { bins: b }`, and both batchings satisfy its `None` (b-min-separation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Sampling {
+pub enum Batching {
     /// Balls in bins: each example independently picks one of `b` bins uniformly at random
     /// (batch sizes are Binomial(N, 1/b)); the setting of the Monte Carlo balls-in-bins accountant.
     BallsInBins,
@@ -21,12 +24,12 @@ pub enum Sampling {
     FixedPartition,
 }
 
-impl Sampling {
+impl Batching {
     /// The name used in configs and summaries.
     pub fn name(self) -> &'static str {
         match self {
-            Sampling::BallsInBins => "balls-in-bins",
-            Sampling::FixedPartition => "fixed-partition",
+            Batching::BallsInBins => "balls-in-bins",
+            Batching::FixedPartition => "fixed-partition",
         }
     }
 }
@@ -53,7 +56,7 @@ pub(crate) fn uniform_below(rng: &mut ChaCha20Rng, bound: u64) -> u64 {
 /// What the sensitivity of the factorization assumes, and this sampler guarantees: within
 /// steps `e·b .. (e+1)·b` (epoch `e`) every example appears in exactly one batch, and two
 /// participations of one example are exactly a multiple of `b` steps apart (so ≥ b), at most
-/// k times in k epochs. [`Sampling::BallsInBins`] additionally draws each bin uniformly and
+/// k times in k epochs. [`Batching::BallsInBins`] additionally draws each bin uniformly and
 /// independently, the model of the Monte Carlo balls-in-bins accountant; amplification holds
 /// only while the seed stays secret (it is OS-drawn unless the config fixes it).
 ///
@@ -62,7 +65,7 @@ pub(crate) fn uniform_below(rng: &mut ChaCha20Rng, bound: u64) -> u64 {
 #[derive(Debug, Clone)]
 pub struct BinSampler {
     bins: Vec<Vec<u32>>,
-    sampling: Sampling,
+    sampling: Batching,
     num_examples: usize,
 }
 
@@ -72,7 +75,7 @@ impl BinSampler {
     pub fn new(
         num_examples: usize,
         num_bins: usize,
-        sampling: Sampling,
+        sampling: Batching,
         seed: [u8; 32],
     ) -> Result<Self> {
         if num_examples == 0 || num_examples > u32::MAX as usize {
@@ -92,13 +95,13 @@ impl BinSampler {
         let mut rng = ChaCha20Rng::from_seed(seed);
         let mut bins = vec![Vec::new(); num_bins];
         match sampling {
-            Sampling::BallsInBins => {
+            Batching::BallsInBins => {
                 for i in 0..num_examples {
                     let j = uniform_below(&mut rng, num_bins as u64) as usize;
                     bins[j].push(i as u32);
                 }
             }
-            Sampling::FixedPartition => {
+            Batching::FixedPartition => {
                 // Fisher–Yates shuffle, then contiguous bins; bin j gets ⌊N/b⌋ or ⌈N/b⌉.
                 let mut perm: Vec<u32> = (0..num_examples as u32).collect();
                 for i in (1..num_examples).rev() {
@@ -132,7 +135,7 @@ impl BinSampler {
     }
 
     /// The sampling scheme.
-    pub fn sampling(&self) -> Sampling {
+    pub fn sampling(&self) -> Batching {
         self.sampling
     }
 
@@ -151,7 +154,7 @@ impl BinSampler {
 mod tests {
     use super::*;
 
-    fn check(n: usize, b: usize, sampling: Sampling, seed: u8) -> BinSampler {
+    fn check(n: usize, b: usize, sampling: Batching, seed: u8) -> BinSampler {
         let s = BinSampler::new(n, b, sampling, [seed; 32]).unwrap();
         let epochs = 3;
         // Every example: at most once per epoch, participations ≥ b apart.
@@ -178,7 +181,7 @@ mod tests {
     #[test]
     fn each_example_once_per_epoch_and_b_apart() {
         for &(n, b) in &[(1, 1), (10, 3), (100, 7), (257, 16), (50, 50)] {
-            for sampling in [Sampling::BallsInBins, Sampling::FixedPartition] {
+            for sampling in [Batching::BallsInBins, Batching::FixedPartition] {
                 check(n, b, sampling, 3);
             }
         }
@@ -186,7 +189,7 @@ mod tests {
 
     #[test]
     fn deterministic_for_a_seed_and_different_across_seeds() {
-        for sampling in [Sampling::BallsInBins, Sampling::FixedPartition] {
+        for sampling in [Batching::BallsInBins, Batching::FixedPartition] {
             let a = check(300, 10, sampling, 1);
             let b = check(300, 10, sampling, 1);
             let c = check(300, 10, sampling, 2);
@@ -197,12 +200,12 @@ mod tests {
 
     #[test]
     fn fixed_partition_sizes_and_balls_in_bins_is_uniform() {
-        let s = check(103, 10, Sampling::FixedPartition, 5);
+        let s = check(103, 10, Batching::FixedPartition, 5);
         let sizes: Vec<usize> = (0..10).map(|t| s.batch(t).len()).collect();
         assert_eq!(sizes, vec![11, 11, 11, 10, 10, 10, 10, 10, 10, 10]);
         // Balls in bins: bin counts ~ Binomial(N, 1/b); chi-square over 20 bins, N = 20_000.
         let (n, b) = (20_000, 20);
-        let s = BinSampler::new(n, b, Sampling::BallsInBins, [9; 32]).unwrap();
+        let s = BinSampler::new(n, b, Batching::BallsInBins, [9; 32]).unwrap();
         let e = n as f64 / b as f64;
         let chi2: f64 = (0..b)
             .map(|t| (s.batch(t).len() as f64 - e).powi(2) / e)
@@ -214,8 +217,8 @@ mod tests {
 
     #[test]
     fn bad_sizes_are_errors() {
-        assert!(BinSampler::new(0, 1, Sampling::BallsInBins, [0; 32]).is_err());
-        assert!(BinSampler::new(5, 0, Sampling::BallsInBins, [0; 32]).is_err());
-        assert!(BinSampler::new(5, 6, Sampling::FixedPartition, [0; 32]).is_err());
+        assert!(BinSampler::new(0, 1, Batching::BallsInBins, [0; 32]).is_err());
+        assert!(BinSampler::new(5, 0, Batching::BallsInBins, [0; 32]).is_err());
+        assert!(BinSampler::new(5, 6, Batching::FixedPartition, [0; 32]).is_err());
     }
 }

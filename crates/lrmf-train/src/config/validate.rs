@@ -10,7 +10,7 @@ use lrmf_factor::{FactorError, Field, Mechanism, MechanismSpec, Method};
 
 use super::{AccountantKind, ModelKind, PrivacyMode, RunShape, TrainConfig, cfg_err};
 use crate::Result;
-use crate::sampler::Sampling;
+use crate::sampler::Batching;
 
 /// What validating a config establishes.
 #[derive(Debug, Clone)]
@@ -254,7 +254,7 @@ impl TrainConfig {
             ));
         }
         let mc = p.accountant == AccountantKind::McBnb;
-        if mc && p.sampling != Sampling::BallsInBins {
+        if mc && p.sampling != Batching::BallsInBins {
             return Err(cfg_err(
                 "privacy.accountant",
                 "mc-bnb holds only for sampling = \"balls-in-bins\"",

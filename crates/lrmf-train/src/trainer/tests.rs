@@ -7,8 +7,8 @@ use crate::metrics::{METRICS_FILE, STEP_DIAGNOSTICS, StepMetrics};
 use crate::model::Batch;
 use crate::model::GradientStats;
 use crate::plan::{NoiseSeed, PrivacyPlan};
+use crate::sampler::Batching;
 use crate::sampler::BinSampler;
-use crate::sampler::Sampling;
 use lrmf_data::{Dataset, Normalization};
 use lrmf_linalg::LinearOperator;
 use std::fs;
@@ -184,7 +184,7 @@ fn non_private_equals_sgd_with_momentum_and_weight_decay() {
     let sampler = BinSampler::new(
         n,
         b,
-        Sampling::FixedPartition,
+        Batching::FixedPartition,
         derive(11, "lrmf-train sampler v1"),
     )
     .unwrap();
