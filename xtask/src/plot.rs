@@ -164,18 +164,7 @@ where
 {
     let areas = panel_grid(&root, title, panels.len(), cols)?;
     for (p, area) in panels.iter().zip(areas) {
-        let pts = p
-            .series
-            .iter()
-            .flat_map(|s| s.points.iter())
-            .filter(|(x, y)| *x > 0.0 && *y > 0.0 && x.is_finite() && y.is_finite());
-        let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-        for &(x, y) in pts {
-            x0 = x0.min(x);
-            x1 = x1.max(x);
-            y0 = y0.min(y);
-            y1 = y1.max(y);
-        }
+        let (x0, x1, y0, y1) = log_extent(p);
         let labelled = p.series.iter().any(|s| !s.label.is_empty());
         if x0 > x1 {
             // No data: a legend-only panel when it has labels, else nothing.
@@ -234,6 +223,24 @@ where
     }
     root.present().map_err(pe)?;
     Ok(())
+}
+
+/// (x_min, x_max, y_min, y_max) over a panel's points that a log axis can show (finite and
+/// > 0); x_min > x_max when there are none.
+fn log_extent(p: &Panel) -> (f64, f64, f64, f64) {
+    let pts = p
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter())
+        .filter(|(x, y)| *x > 0.0 && *y > 0.0 && x.is_finite() && y.is_finite());
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for &(x, y) in pts {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y0 = y0.min(y);
+        y1 = y1.max(y);
+    }
+    (x0, x1, y0, y1)
 }
 
 type LogChart<'a, DB> = ChartContext<'a, DB, Cartesian2d<LogCoord<f64>, LogCoord<f64>>>;

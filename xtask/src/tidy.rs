@@ -9,6 +9,7 @@
 //!   an ε carries a `# Privacy contract` section.
 //! - Files are committed (renamed into place) only by `lrmf-io`, so every write has its
 //!   durability; methods are named as string literals only by their table (`Method`).
+//! - No non-test function is longer than 80 lines (`MAX_FN_LINES`).
 
 #[cfg(test)]
 mod tests {
@@ -304,6 +305,68 @@ mod tests {
             }
         }
         bad
+    }
+
+    /// The longest a non-test function may be, from its `fn` line to its closing brace.
+    const MAX_FN_LINES: usize = 80;
+
+    /// Functions of `text` longer than [`MAX_FN_LINES`], as `path:line: name (lines)`. A
+    /// function ends at the first later line indented like its `fn` line that is `}`; a line
+    /// at that indentation starting otherwise (bar a signature's `)`, `where` or `{`) means the
+    /// `fn` had no body there (a trait method's declaration), and one-line functions are skipped.
+    fn long_functions(path: &Path, text: &str) -> Vec<String> {
+        let lines: Vec<&str> = text.lines().collect();
+        let mut out = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            let body = line.trim_start();
+            let indent = &line[..line.len() - body.len()];
+            let Some(at) = body.find("fn ") else { continue };
+            let head = &body[..at];
+            let is_fn = head.split_whitespace().all(|w| {
+                matches!(w, "pub" | "const" | "unsafe" | "async" | "extern" | "\"C\"")
+                    || w.starts_with("pub(")
+            });
+            if !is_fn || body.ends_with('}') || body.ends_with(';') {
+                continue;
+            }
+            let end = lines[i + 1..].iter().position(|l| {
+                let rest = l.strip_prefix(indent).unwrap_or("");
+                let continues = [")", "where", "{"].iter().any(|p| rest.starts_with(p));
+                !rest.is_empty() && !rest.starts_with(char::is_whitespace) && !continues
+            });
+            let Some(end) = end else { continue };
+            let closing = lines[i + 1 + end].strip_prefix(indent) == Some("}");
+            if closing && end + 2 > MAX_FN_LINES {
+                let name = body[at + 3..].split(['(', '<']).next().unwrap_or("");
+                out.push(format!(
+                    "{}:{}: {name} ({} lines)",
+                    path.display(),
+                    i + 1,
+                    end + 2
+                ));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn functions_stay_short() {
+        let bad = scan(long_functions, &[], true);
+        assert!(
+            bad.is_empty(),
+            "functions over {MAX_FN_LINES} lines (split them by concern):\n{}",
+            bad.join("\n")
+        );
+        let p = Path::new("x.rs");
+        let long = |n: usize| {
+            format!(
+                "    pub fn f(\n        x: u8,\n    ) {{\n{}    }}\n",
+                "        x;\n".repeat(n)
+            )
+        };
+        assert_eq!(long_functions(p, &long(MAX_FN_LINES - 4)).len(), 0);
+        assert_eq!(long_functions(p, &long(MAX_FN_LINES - 3)).len(), 1);
+        assert!(long_functions(p, "    fn start(&mut self) {}\n    fn f(&self);\n}\n").is_empty());
     }
 
     /// Lines of `text` that commit a file by renaming it (the last step of an atomic write).

@@ -66,35 +66,8 @@ impl GroupNorm {
             )));
         }
         let (cg, hw) = (c / self.groups, x.h * x.w);
-        let count = (hw * cg) as f64;
-        // Per example and group: the mean, then 1/σ from the centred second moment (two passes
-        // over the example, per-channel f64 sums combined by group).
         let stats: Vec<Vec<(f64, f64)>> = ops::par_map(x.n, |i| {
-            let xi = &x.data[i * hw * c..(i + 1) * hw * c];
-            let by_group = |sums: &[f64]| -> Vec<f64> {
-                sums.chunks(cg)
-                    .map(|s| s.iter().sum::<f64>() / count)
-                    .collect()
-            };
-            let mut sums = vec![0.0f64; c];
-            for px in xi.chunks(c) {
-                for (s, &v) in sums.iter_mut().zip(px) {
-                    *s += v as f64;
-                }
-            }
-            let mean = by_group(&sums);
-            let mean_ch: Vec<f64> = (0..c).map(|ch| mean[ch / cg]).collect();
-            sums.fill(0.0);
-            for px in xi.chunks(c) {
-                for ((s, &v), m) in sums.iter_mut().zip(px).zip(&mean_ch) {
-                    *s += (v as f64 - m).powi(2);
-                }
-            }
-            let var = by_group(&sums);
-            mean.into_iter()
-                .zip(var)
-                .map(|(m, v)| (m, 1.0 / (v + GN_EPS as f64).sqrt()))
-                .collect()
+            group_stats(&x.data[i * hw * c..(i + 1) * hw * c], c, cg)
         });
         let inv_std: Vec<f32> = stats.iter().flatten().map(|&(_, inv)| inv as f32).collect();
         // x̂ = x·(1/σ) − μ/σ and y = γ·x̂ + β, per channel coefficients in f32 (so the
@@ -254,4 +227,34 @@ fn channel_sums(dy: &[f32], xhat: &[f32], n: usize, hw: usize, c: usize) -> Vec<
         }
         s
     })
+}
+/// (μ, 1/σ) of each group of one channels-last example `xi` (`c` channels, groups of `cg`):
+/// the mean, then 1/σ = 1/√(σ² + ε) from the centred second moment — two passes over the
+/// example, per-channel f64 sums combined by group.
+fn group_stats(xi: &[f32], c: usize, cg: usize) -> Vec<(f64, f64)> {
+    let count = (xi.len() / c * cg) as f64;
+    let by_group = |sums: &[f64]| -> Vec<f64> {
+        sums.chunks(cg)
+            .map(|s| s.iter().sum::<f64>() / count)
+            .collect()
+    };
+    let mut sums = vec![0.0f64; c];
+    for px in xi.chunks(c) {
+        for (s, &v) in sums.iter_mut().zip(px) {
+            *s += v as f64;
+        }
+    }
+    let mean = by_group(&sums);
+    let mean_ch: Vec<f64> = (0..c).map(|ch| mean[ch / cg]).collect();
+    sums.fill(0.0);
+    for px in xi.chunks(c) {
+        for ((s, &v), m) in sums.iter_mut().zip(px).zip(&mean_ch) {
+            *s += (v as f64 - m).powi(2);
+        }
+    }
+    let var = by_group(&sums);
+    mean.into_iter()
+        .zip(var)
+        .map(|(m, v)| (m, 1.0 / (v + GN_EPS as f64).sqrt()))
+        .collect()
 }
