@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use lrmf_factor::{Method, Objective};
 use lrmf_schedule::{Kind, Source};
 
+use crate::model::Precision;
 use crate::sampler::Batching;
 use crate::{Result, TrainError};
 
@@ -240,6 +241,10 @@ pub struct ModelConfig {
     /// text: embedding width (default 64).
     #[serde(default)]
     pub embed_dim: Option<usize>,
+    /// cnn: input precision of the convolutions' products, `f32` (default) or `bf16` (Intel
+    /// AMX tiles where the machine has them, f32 sums; several times faster).
+    #[serde(default, skip_serializing_if = "Precision::is_f32")]
+    pub matmul: Precision,
 }
 
 /// `[training]`.

@@ -99,7 +99,9 @@ pub fn build_model(
                 hidden: m.hidden.as_ref().and_then(|h| h.first().copied()),
                 ..CnnConfig::cifar10(true)
             };
-            Box::new(Cnn::new(cfg, seed)?)
+            let mut cnn = Cnn::new(cfg, seed)?;
+            cnn.set_matmul(m.matmul);
+            Box::new(cnn)
         }
         ModelKind::Mlp => Box::new(Mlp::new(
             MlpConfig {

@@ -20,6 +20,7 @@ use super::driver::DEFAULT_CHUNK;
 use super::grad::NormStrategy;
 use super::group_norm::GroupNorm;
 use super::linear::Linear;
+use super::native::gemm::Precision;
 use super::sequential::{Act, Sequential, Stage};
 use crate::{Result, TrainError};
 
@@ -186,6 +187,15 @@ impl Cnn {
     /// with it).
     pub fn set_chunk_size(&mut self, chunk: usize) -> Result<()> {
         self.head.set_chunk(chunk)
+    }
+
+    /// Input precision of the convolutions' products (default [`Precision::F32`]).
+    pub fn set_matmul(&mut self, precision: Precision) {
+        for stage in &mut self.head.net.stages {
+            if let Stage::Conv(conv) = stage {
+                conv.set_precision(precision);
+            }
+        }
     }
 }
 

@@ -10,7 +10,8 @@ use std::sync::OnceLock;
 
 use super::grad::{GradMode, NormStrategy, ParamGrad, conv_prefers_ghost};
 use super::init::uniform;
-use super::native::gemm::{self, View};
+use super::native::amx::PackedB;
+use super::native::gemm::{self, Precision, View, Weight};
 use super::ops::{self, ConvGeometry};
 use super::sequential::Act;
 use crate::{Result, TrainError};
@@ -33,6 +34,9 @@ pub(crate) struct Conv2d {
     pub bias: Vec<f32>,
     /// The weight in the layouts the products read, built on first use after each change.
     layouts: OnceLock<WeightLayouts>,
+    /// Input precision of the forward, input-gradient and weight-gradient products (the ghost
+    /// norms' Gram matrices stay f32); set by [`Conv2d::set_precision`].
+    precision: Precision,
 }
 
 /// The weight rearranged for the products (built once per parameter update, not per chunk).
@@ -43,6 +47,26 @@ struct WeightLayouts {
     /// W'ᵀ of the flipped kernel, (k·k·C_out) × C_in with rows ordered (ky, kx, c_out): the B
     /// of the input-gradient product.
     flipped_t: Vec<f32>,
+    /// Wᵀ and W'ᵀ packed for AMX (bf16 precision on a machine with AMX only).
+    packed: Option<(PackedB, PackedB)>,
+}
+
+impl WeightLayouts {
+    /// Wᵀ as the forward product's B.
+    fn wt(&self, kk: usize, m: usize) -> Weight<'_> {
+        Weight {
+            view: View::new(&self.wt, kk, m),
+            packed: self.packed.as_ref().map(|p| &p.0),
+        }
+    }
+
+    /// W'ᵀ as the input-gradient product's B.
+    fn flipped_t(&self, rows: usize, cin: usize) -> Weight<'_> {
+        Weight {
+            view: View::new(&self.flipped_t, rows, cin),
+            packed: self.packed.as_ref().map(|p| &p.1),
+        }
+    }
 }
 
 /// What the backward pass needs from the forward pass.
@@ -95,6 +119,7 @@ impl Conv2d {
             weight: uniform(rng, cout * fan_in, bound),
             bias: uniform(rng, cout, bound),
             layouts: OnceLock::new(),
+            precision: Precision::F32,
         })
     }
 
@@ -129,8 +154,26 @@ impl Conv2d {
                     }
                 }
             }
-            WeightLayouts { wt, flipped_t }
+            let packed = (self.precision == Precision::Bf16)
+                .then(|| {
+                    let wt = PackedB::new(View::new(&wt, kk, m))?;
+                    let flipped = PackedB::new(View::new(&flipped_t, k * k * m, cin))?;
+                    Some((wt, flipped))
+                })
+                .flatten();
+            WeightLayouts {
+                wt,
+                flipped_t,
+                packed,
+            }
         })
+    }
+
+    /// Input precision of the products (default f32); drops the weight layouts built for the
+    /// previous one.
+    pub fn set_precision(&mut self, precision: Precision) {
+        self.precision = precision;
+        self.layouts = OnceLock::new();
     }
 
     /// Number of parameters C_out·k·k·C_in + C_out.
@@ -157,11 +200,11 @@ impl Conv2d {
         let gp = g.padded();
         let (t, kk, m) = (g.out_h() * g.out_w(), g.cols(), self.cout);
         let xp = ops::pad_images(&x.data, x.n, g);
-        let b = View::new(&self.layouts().wt, kk, m);
+        let b = self.layouts().wt(kk, m);
         // y = b (every row, by doubling copies), then y_i += A_i·Wᵀ.
         let mut data = self.bias.repeat(x.n * t);
         ops::par_blocks(&mut data, t * m, |i, y| {
-            gemm::matmul_seq(patches(&xp, gp, i), b, y, true);
+            gemm::matmul_seq_weight(patches(&xp, gp, i), b, y, true);
         });
         let out = Act {
             data,
@@ -220,7 +263,8 @@ impl Conv2d {
                 // Σ_i Δ_iᵀA_i, example by example in order.
                 let mut out = vec![0.0f32; m * kk + m];
                 for i in 0..n {
-                    gemm::matmul_seq(d_i(i).t(), a_i(i), &mut out[..m * kk], i > 0);
+                    let out = &mut out[..m * kk];
+                    gemm::matmul_seq(d_i(i).t(), a_i(i), out, i > 0, self.precision);
                 }
                 out[m * kk..].copy_from_slice(&column_sums(&dy, m));
                 ParamGrad::Summed(out)
@@ -243,7 +287,7 @@ impl Conv2d {
                 let p = m * kk + m;
                 let (rows, sq_norms) = ops::par_build_map(n, p, |i, out| {
                     let (di, start) = (d_i(i), out.len());
-                    gemm::matmul_seq_append(di.t(), a_i(i), out);
+                    gemm::matmul_seq_append(di.t(), a_i(i), out, self.precision);
                     out.extend(column_sums(di.data, m));
                     ops::sq_norm(&out[start..])
                 });
@@ -280,12 +324,11 @@ impl Conv2d {
         debug_assert_eq!((g.out_h(), g.out_w()), (geom.h, geom.w));
         // W'ᵀ, rows ordered (ky, kx, c_out) like im2col(Δ)'s columns: the product's B in the
         // row-major layout the gemm reads.
-        let flipped_t = &self.layouts().flipped_t;
+        let b = self.layouts().flipped_t(k * k * m, cin);
         let dyp = ops::pad_images(dy, n, g);
         let gp = g.padded();
-        let b = View::new(flipped_t, k * k * m, cin);
         let data = ops::par_build(n, geom.h * geom.w * cin, |i, out| {
-            gemm::matmul_seq_append(patches(&dyp, gp, i), b, out);
+            gemm::matmul_seq_append_weight(patches(&dyp, gp, i), b, out);
         });
         Act {
             data,
@@ -306,8 +349,8 @@ fn ghost_sq_norms(a: &[f32], dy: &[f32], n: usize, t: usize, kk: usize, m: usize
         let ai = View::new(&a[i * t * kk..(i + 1) * t * kk], t, kk);
         let di = View::new(&dy[i * t * m..(i + 1) * t * m], t, m);
         let (mut ga, mut gd) = (vec![0.0f32; t * t], vec![0.0f32; t * t]);
-        gemm::matmul_seq(ai, ai.t(), &mut ga, false);
-        gemm::matmul_seq(di, di.t(), &mut gd, false);
+        gemm::matmul_seq(ai, ai.t(), &mut ga, false, Precision::F32);
+        gemm::matmul_seq(di, di.t(), &mut gd, false, Precision::F32);
         let weight: f64 = ga
             .iter()
             .zip(&gd)

@@ -32,6 +32,7 @@ pub use cnn::{Cnn, CnnConfig};
 pub use driver::{DEFAULT_CHUNK, DENSE_CHUNK};
 pub use grad::{CLIP_MARGIN, NormStrategy};
 pub use mlp::{Mlp, MlpConfig};
+pub use native::gemm::Precision;
 pub use text::{TextClassifier, TextConfig};
 
 /// One mini-batch of inputs and labels, in the layout a model expects.

@@ -346,6 +346,37 @@ fn cnn_matches_the_autograd_oracle_for_every_strategy() {
 }
 
 #[test]
+fn cnn_at_bf16_is_near_f32_and_bounds_what_it_sums() {
+    // bf16 inputs (AMX where available, else f32): every strategy's sums stay within a few
+    // bf16 roundings of the f32 ones, and clipping bounds the gradients actually summed.
+    let mut model = Cnn::new(tiny_cnn(true, Some(6)), 11).unwrap();
+    let batch = image_batch(5, (3, 8, 8), 4, 3);
+    let want = model.clipped_gradient_sum(&batch, Some(0.5)).unwrap();
+    model.set_matmul(Precision::Bf16);
+    for strategy in [NormStrategy::Materialize, NormStrategy::Ghost] {
+        model.set_norm_strategy(strategy);
+        let got = model.clipped_gradient_sum(&batch, Some(0.5)).unwrap();
+        check(
+            &format!("bf16 {strategy:?} clipped sum"),
+            &got.grad_sum,
+            &want.grad_sum,
+            3e-2,
+        );
+        let norm = |g: &[f32]| g.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
+        for seed in 0..4 {
+            let one = image_batch(1, (3, 8, 8), 4, 10 + seed);
+            let g = model.clipped_gradient_sum(&one, Some(1e-3)).unwrap();
+            assert_eq!(g.clipped, 1);
+            assert!(
+                norm(&g.grad_sum) <= 1e-3,
+                "{strategy:?}: {}",
+                norm(&g.grad_sum)
+            );
+        }
+    }
+}
+
+#[test]
 fn text_model_matches_the_autograd_oracle() {
     let model = TextClassifier::new(
         TextConfig {

@@ -40,6 +40,37 @@ use std::borrow::Cow;
 
 use crate::model::ops;
 
+/// The input precision of the convolutions' matrix products (sums are f32 either way): the
+/// `[model] matmul` key of a run's config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Precision {
+    /// f32 inputs (the AVX-512 or portable kernels): the default.
+    #[default]
+    F32,
+    /// bf16 inputs (rounded to nearest even) with f32 sums on Intel AMX tiles, where the CPU
+    /// and the OS offer them; f32 elsewhere. Several times faster; results differ from f32 by
+    /// the inputs' rounding (relative 2⁻⁹ each).
+    Bf16,
+}
+
+impl Precision {
+    /// Whether this precision runs on AMX here.
+    fn amx(self) -> bool {
+        self == Precision::Bf16 && super::amx::available()
+    }
+
+    /// True for the default (configs that leave it out keep their serialisation).
+    pub fn is_f32(&self) -> bool {
+        *self == Precision::F32
+    }
+
+    /// Whether products at this precision run on bf16 AMX tiles on this machine.
+    pub fn uses_amx(self) -> bool {
+        self.amx()
+    }
+}
+
 /// Rows of the register tile.
 const MR: usize = 8;
 /// Columns of the register tile (two 16-lane vectors).
@@ -72,7 +103,7 @@ impl Seg {
     }
 
     /// Indices left in the segment that holds index `i` (counting `i`).
-    fn left(self, i: usize) -> usize {
+    pub(crate) fn left(self, i: usize) -> usize {
         self.len - i % self.len
     }
 }
@@ -147,17 +178,17 @@ impl<'a> View<'a> {
     }
 
     /// True when no axis jumps.
-    fn is_plain(&self) -> bool {
+    pub(crate) fn is_plain(&self) -> bool {
         self.row_seg == Seg::NONE && self.col_seg == Seg::NONE
     }
 
     /// Offset of row `i`'s first element.
-    fn row_off(&self, i: usize) -> usize {
+    pub(crate) fn row_off(&self, i: usize) -> usize {
         self.row_seg.offset(i, self.rs)
     }
 
     /// Offset of column `p` within a row.
-    fn col_off(&self, p: usize) -> usize {
+    pub(crate) fn col_off(&self, p: usize) -> usize {
         self.col_seg.offset(p, self.cs)
     }
 
@@ -181,7 +212,7 @@ impl<'a> View<'a> {
 
     /// True when every element lies inside `data` (offsets grow with both indices, so the last
     /// element has the largest).
-    fn in_bounds(&self) -> bool {
+    pub(crate) fn in_bounds(&self) -> bool {
         self.rows == 0
             || self.cols == 0
             || self.row_off(self.rows - 1) + self.col_off(self.cols - 1) < self.data.len()
@@ -269,12 +300,28 @@ fn spread(a: View<'_>, b: View<'_>, c: &mut [f32], accumulate: bool) {
     }
 }
 
-/// [`matmul`] on the calling thread only (for products already spread over examples).
+/// [`matmul`] on the calling thread only (for products already spread over examples), at the
+/// given input precision.
 ///
 /// Complexity: 2·m·k·n flops.
-pub(crate) fn matmul_seq(a: View<'_>, b: View<'_>, c: &mut [f32], accumulate: bool) {
+pub(crate) fn matmul_seq(
+    a: View<'_>,
+    b: View<'_>,
+    c: &mut [f32],
+    accumulate: bool,
+    precision: Precision,
+) {
     check_shapes(&a, &b, c);
-    with_unit_cols(b, |b| product(a, b, &mut c[..a.rows * b.cols], accumulate));
+    with_unit_cols(b, |b| {
+        let c = &mut c[..a.rows * b.cols];
+        if precision.amx() && super::amx::takes(&a) {
+            // SAFETY: AMX is available (checked); the views are in bounds with matching inner
+            // dimensions and B has unit column stride; `c` holds m·n initialised values.
+            unsafe { super::amx::product(a, b, c.as_mut_ptr(), accumulate) };
+            return;
+        }
+        product(a, b, c, accumulate)
+    });
 }
 
 /// Appends C = A·B (m × n, row-major) to `out` on the calling thread, each value written once
@@ -282,11 +329,26 @@ pub(crate) fn matmul_seq(a: View<'_>, b: View<'_>, c: &mut [f32], accumulate: bo
 /// does not accumulate, and reads none before).
 ///
 /// Complexity: 2·m·k·n flops.
-pub(crate) fn matmul_seq_append(a: View<'_>, b: View<'_>, out: &mut Vec<f32>) {
+pub(crate) fn matmul_seq_append(
+    a: View<'_>,
+    b: View<'_>,
+    out: &mut Vec<f32>,
+    precision: Precision,
+) {
     check_views(&a, &b);
     let (start, len) = (out.len(), a.rows * b.cols);
     with_unit_cols(b, |b| {
         out.reserve(len);
+        if precision.amx() && super::amx::takes(&a) {
+            // SAFETY: AMX is available (checked); the views are in bounds (checked above);
+            // the reserved capacity holds the m·n values after `start`, and the product
+            // without accumulation writes each of them before `set_len` exposes them.
+            unsafe {
+                super::amx::product(a, b, out.as_mut_ptr().add(start), false);
+                out.set_len(start + len);
+            }
+            return;
+        }
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU has AVX-512F; the views are in bounds (checked above); the
@@ -301,6 +363,60 @@ pub(crate) fn matmul_seq_append(a: View<'_>, b: View<'_>, out: &mut Vec<f32>) {
         out.resize(start + len, 0.0);
         portable(a, b, &mut out[start..], false);
     });
+}
+
+/// A layer's weight as the B of its products: the f32 view, and its bf16 packing for AMX when
+/// the layer computes at [`Precision::Bf16`] on a machine that has AMX.
+#[derive(Clone, Copy)]
+pub(crate) struct Weight<'a> {
+    /// B in f32 (row-major).
+    pub view: View<'a>,
+    /// B packed for [`super::amx::product_packed`].
+    pub packed: Option<&'a super::amx::PackedB>,
+}
+
+impl Weight<'_> {
+    /// The AMX packing, when there is one and `a` is a layout the AMX path takes.
+    fn packed_for(&self, a: &View<'_>) -> Option<&super::amx::PackedB> {
+        self.packed.filter(|p| {
+            super::amx::takes(a) && (p.rows(), p.cols()) == (self.view.rows, self.view.cols)
+        })
+    }
+}
+
+/// [`matmul_seq`] with a weight as B: on AMX tiles when it is packed for them.
+///
+/// Complexity: 2·m·k·n flops.
+pub(crate) fn matmul_seq_weight(a: View<'_>, w: Weight<'_>, c: &mut [f32], accumulate: bool) {
+    check_shapes(&a, &w.view, c);
+    match w.packed_for(&a) {
+        // SAFETY: a packing exists only where `amx::available` said yes; `a` is in bounds
+        // (checked), taken by the AMX path, with a.cols = B's rows; `c` holds m·n values.
+        Some(p) => unsafe {
+            super::amx::product_packed(a, p, c.as_mut_ptr(), accumulate);
+        },
+        None => matmul_seq(a, w.view, c, accumulate, Precision::F32),
+    }
+}
+
+/// [`matmul_seq_append`] with a weight as B: on AMX tiles when it is packed for them.
+///
+/// Complexity: 2·m·k·n flops.
+pub(crate) fn matmul_seq_append_weight(a: View<'_>, w: Weight<'_>, out: &mut Vec<f32>) {
+    check_views(&a, &w.view);
+    match w.packed_for(&a) {
+        Some(p) => {
+            let (start, len) = (out.len(), a.rows * w.view.cols);
+            out.reserve(len);
+            // SAFETY: as in `matmul_seq_weight`; the reserved capacity holds the m·n values
+            // after `start`, each written by the product before `set_len` exposes them.
+            unsafe {
+                super::amx::product_packed(a, p, out.as_mut_ptr().add(start), false);
+                out.set_len(start + len);
+            }
+        }
+        None => matmul_seq_append(a, w.view, out, Precision::F32),
+    }
 }
 
 /// Calls `f` with `b` or, when its columns are not contiguous, a row-major copy of it.
@@ -656,12 +772,14 @@ mod tests {
         type Product = fn(View<'_>, View<'_>, &mut [f32], bool);
         let products: [(&str, Product); 3] = [
             ("matmul", matmul),
-            ("matmul_seq", matmul_seq),
+            ("matmul_seq", |a, b, c, acc| {
+                matmul_seq(a, b, c, acc, Precision::F32)
+            }),
             ("portable", portable),
         ];
         // Appended after an existing value, written without a zero-fill.
         let mut appended = vec![7.0f32];
-        matmul_seq_append(a, b, &mut appended);
+        matmul_seq_append(a, b, &mut appended, Precision::F32);
         assert_eq!(appended.len(), 1 + m * n);
         assert_eq!(appended[0], 7.0);
         for (idx, (&got, &w)) in appended[1..].iter().zip(&want).enumerate() {
@@ -749,7 +867,7 @@ mod tests {
                 for seq in [true, false] {
                     let mut got = vec![0.0f32; x.rows * y.cols];
                     if seq {
-                        matmul_seq(x, y, &mut got, false);
+                        matmul_seq(x, y, &mut got, false, Precision::F32);
                     } else {
                         portable(x, y, &mut got, false);
                     }
@@ -764,6 +882,80 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// Checks the bf16 products (AMX where available) of `a`·`b` against the f64 reference:
+    /// each input is rounded to bf16 (relative error ≤ 2⁻⁹), so each term is off by at most
+    /// about 2⁻⁸ of its size, plus f32 sums: |C − AB| ≤ (2⁻⁸ + 2⁻¹⁰ + k·2⁻²⁴)·Σ_p |A_ip B_pj|.
+    fn check_bf16(a: View<'_>, b: View<'_>, what: &str) {
+        let want = reference(a, b);
+        let mut size = vec![0.0f64; a.rows * b.cols];
+        for i in 0..a.rows {
+            for j in 0..b.cols {
+                size[i * b.cols + j] = (0..a.cols)
+                    .map(|p| (a.at(i, p) as f64 * b.at(p, j) as f64).abs())
+                    .sum();
+            }
+        }
+        let rel = 2f64.powi(-8) + 2f64.powi(-10) + a.cols as f64 * 2f64.powi(-24);
+        let start = values(a.rows * b.cols, 9);
+        let mut appended = vec![7.0f32];
+        matmul_seq_append(a, b, &mut appended, Precision::Bf16);
+        assert_eq!((appended.len(), appended[0]), (1 + want.len(), 7.0));
+        for accumulate in [false, true] {
+            let mut c = start.clone();
+            matmul_seq(a, b, &mut c, accumulate, Precision::Bf16);
+            for (idx, (&got, &w)) in c.iter().zip(&want).enumerate() {
+                let w = w + if accumulate { start[idx] as f64 } else { 0.0 };
+                let tol = rel * size[idx] + 1e-6 * w.abs();
+                assert!(
+                    (got as f64 - w).abs() <= tol,
+                    "bf16 {what} ({}×{}×{}, acc {accumulate}) at {idx}: {got} vs {w}",
+                    a.rows,
+                    a.cols,
+                    b.cols
+                );
+                if !accumulate {
+                    assert_eq!(appended[1 + idx], got, "append {what} at {idx}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bf16_products_stay_within_the_bf16_bound() {
+        eprintln!(
+            "AMX bf16 tiles available: {}",
+            super::super::amx::available()
+        );
+        // Tile edges (16 and 32 rows/columns, 32 k) and their remainders, A transposed or not.
+        for (m, k, n) in [
+            (1, 1, 1),
+            (16, 32, 16),
+            (33, 31, 17),
+            (40, 70, 65),
+            (5, 0, 3),
+        ] {
+            let (a_data, b_data) = (values(m * k, 1), values(k * n, 2));
+            let b = View::new(&b_data, k, n);
+            check_bf16(View::new(&a_data, m, k), b, "plain");
+            check_bf16(View::new(&a_data, k, m).t(), b, "Aᵀ");
+        }
+        // The convolution's views: patches as A (forward) and as B (weight gradient Δᵀ·A_i).
+        let (hp, wp, c, k) = (10, 18, 16, 3);
+        let img = values(hp * wp * c, 6);
+        let a = View::patches(&img, hp, wp, c, k);
+        let w = values(a.cols * 21, 7);
+        check_bf16(a, View::new(&w, a.cols, 21), "patches · W");
+        let d = values(a.rows * 21, 8);
+        check_bf16(View::new(&d, a.rows, 21).t(), a, "Δᵀ · patches");
+        // Smaller products after larger ones: the reused packing buffers' padding is zero.
+        for (m, k, n) in [(33, 31, 17), (7, 5, 3)] {
+            let (a_data, b_data) = (values(m * k, 3), values(k * n, 4));
+            let b = View::new(&b_data, k, n);
+            check_bf16(View::new(&a_data, m, k), b, "plain after larger");
+            check_bf16(View::new(&a_data, k, m).t(), b, "Aᵀ after larger");
         }
     }
 
