@@ -129,6 +129,7 @@ pub fn config(
         eval_each_epoch: false,
         schedule: SCHEDULE,
         private: method.map(|m| (m, d.band, AccountantKind::Gaussian)),
+        matmul: lrmf_train::model::Precision::F32,
     })
 }
 

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use lrmf_factor::Method;
 use lrmf_train::TrainConfig;
 use lrmf_train::config::AccountantKind;
+use lrmf_train::model::Precision;
 use std::path::Path;
 use toml::{Table, Value};
 
@@ -40,6 +41,9 @@ pub struct RunSpec<'a> {
     /// The private mechanism (method, band of the banded methods, accountant); `None` for a
     /// non-private baseline.
     pub private: Option<(Method, usize, AccountantKind)>,
+    /// Input precision of the CNN's convolution products (`[model] matmul`; f32 is left out
+    /// of the config, so its hash is that of a config without the key).
+    pub matmul: Precision,
 }
 
 /// Privacy target of every private run.
@@ -65,7 +69,11 @@ pub fn build(spec: &RunSpec<'_>) -> Result<TrainConfig> {
         data.insert("test_examples".into(), int(n));
     }
     let model = if spec.dataset == "cifar10" {
-        table([("kind", "cnn".into()), ("group_norm", true.into())])
+        let mut m = table([("kind", "cnn".into()), ("group_norm", true.into())]);
+        if spec.matmul == Precision::Bf16 {
+            m.insert("matmul".into(), "bf16".into());
+        }
+        m
     } else {
         data.insert("max_len".into(), int(256));
         data.insert("vocab_size".into(), int(10_000));
@@ -152,6 +160,7 @@ mod tests {
             eval_each_epoch: true,
             schedule: ("exponential", 0.1),
             private: Some((Method::Bisr, 4, AccountantKind::Gaussian)),
+            matmul: Precision::F32,
         };
         check(&spec, Some(4));
         assert_eq!(build(&spec).unwrap().data.dir.as_deref(), Some(dir));
@@ -159,5 +168,10 @@ mod tests {
         check(&spec, None);
         spec.private = None;
         check(&spec, None);
+        // bf16 reaches the CNN's config; f32 leaves the key out.
+        spec.dataset = "cifar10";
+        assert_eq!(build(&spec).unwrap().model.matmul, Precision::F32);
+        spec.matmul = Precision::Bf16;
+        assert_eq!(build(&spec).unwrap().model.matmul, Precision::Bf16);
     }
 }

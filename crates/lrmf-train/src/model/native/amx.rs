@@ -438,112 +438,134 @@ unsafe fn panel(
     c: *mut f32,
     accumulate: bool,
 ) {
-    let np = n.next_multiple_of(2 * T);
     let kt = kp / KT;
     let mut block = [0f32; 4 * T * T];
-    {
-        for jb in (0..np / T).step_by(2) {
-            let j0 = jb * T;
-            // A whole 32 × 32 block of C is read and written in place (row stride n); an edge
-            // block goes through `block` (row stride 32) and its valid part is copied.
-            let direct = i0 + 2 * T <= m && j0 + 2 * T <= n;
-            let (cp, ldc) = if direct {
-                // SAFETY: element (i0, j0) of C, inside its m·n values.
-                (unsafe { c.add(i0 * n + j0) }, n)
-            } else {
-                (block.as_mut_ptr(), 2 * T)
-            };
-            // SAFETY: the four 16 × 16 quarters at cp with row stride ldc lie inside C (direct:
-            // rows i0..i0 + 32 < m, columns j0..j0 + 32 ≤ n) or inside `block`.
-            let q = unsafe { [cp, cp.add(T), cp.add(T * ldc), cp.add(T * ldc + T)] };
-            let stride = 4 * ldc;
-            if direct && accumulate {
-                // SAFETY: loads the initialised quarters of C (direct block, accumulating).
-                unsafe {
-                    std::arch::asm!(
-                        "tileloadd tmm0, [{c00} + {s}*1]",
-                        "tileloadd tmm1, [{c01} + {s}*1]",
-                        "tileloadd tmm2, [{c10} + {s}*1]",
-                        "tileloadd tmm3, [{c11} + {s}*1]",
-                        c00 = in(reg) q[0], c01 = in(reg) q[1], c10 = in(reg) q[2],
-                        c11 = in(reg) q[3], s = in(reg) stride, options(nostack),
-                    )
-                };
-            } else {
-                // SAFETY: register-only instructions.
-                unsafe {
-                    std::arch::asm!(
-                        "tilezero tmm0",
-                        "tilezero tmm1",
-                        "tilezero tmm2",
-                        "tilezero tmm3",
-                        options(nostack)
-                    )
-                };
-            }
-            let a0 = ap.as_ptr();
-            let a1 = ap[kt * T * KT..].as_ptr();
-            let b0 = bp[jb * (kp / 2) * T * 2..].as_ptr();
-            let b1 = bp[(jb + 1) * (kp / 2) * T * 2..].as_ptr();
-            // SAFETY: each of the kt steps loads the 1 KiB tiles at a0, a1, b0, b1 (+ 1 KiB per
-            // step), all inside `ap` (the panel's two tile rows) and `bp` (column blocks
-            // jb, jb + 1 < np/16, k blocks < kt); the four stores write the quarters above.
-            // The tile registers 0–3 carry the initial C from the block above (nothing else in
-            // this process uses them).
-            unsafe {
-                std::arch::asm!(
-                    "2:",
-                    "tileloadd tmm4, [{a0} + {s64}*1]",
-                    "tileloadd tmm5, [{a1} + {s64}*1]",
-                    "tileloadd tmm6, [{b0} + {s64}*1]",
-                    "tileloadd tmm7, [{b1} + {s64}*1]",
-                    "tdpbf16ps tmm0, tmm4, tmm6",
-                    "tdpbf16ps tmm1, tmm4, tmm7",
-                    "tdpbf16ps tmm2, tmm5, tmm6",
-                    "tdpbf16ps tmm3, tmm5, tmm7",
-                    "add {a0}, 1024",
-                    "add {a1}, 1024",
-                    "add {b0}, 1024",
-                    "add {b1}, 1024",
-                    "dec {steps}",
-                    "jnz 2b",
-                    "tilestored [{c00} + {s}*1], tmm0",
-                    "tilestored [{c01} + {s}*1], tmm1",
-                    "tilestored [{c10} + {s}*1], tmm2",
-                    "tilestored [{c11} + {s}*1], tmm3",
-                    a0 = inout(reg) a0 => _,
-                    a1 = inout(reg) a1 => _,
-                    b0 = inout(reg) b0 => _,
-                    b1 = inout(reg) b1 => _,
-                    steps = inout(reg) kt => _,
-                    s64 = in(reg) 64usize,
-                    s = in(reg) stride,
-                    c00 = in(reg) q[0],
-                    c01 = in(reg) q[1],
-                    c10 = in(reg) q[2],
-                    c11 = in(reg) q[3],
-                    options(nostack),
-                );
-            }
-            if direct {
-                continue;
-            }
-            // The edge block's valid part: i0 < m and j0 < n (blocks start below the unpadded
-            // sizes, which the padding rounds up by less than a block).
-            let w = (2 * T).min(n - j0);
-            for r in 0..(2 * T).min(m - i0) {
-                let src = &block[r * 2 * T..][..w];
-                // SAFETY: row i0 + r < m and columns j0..j0 + w ≤ n of C, valid for writes
-                // (and initialised when accumulating).
-                unsafe {
-                    let dst = c.add((i0 + r) * n + j0);
-                    for (q, &v) in src.iter().enumerate() {
-                        if accumulate {
-                            *dst.add(q) += v;
-                        } else {
-                            dst.add(q).write(v);
-                        }
-                    }
+    for j0 in (0..n).step_by(2 * T) {
+        // A whole 32 × 32 block of C is read and written in place (row stride n); an edge
+        // block goes through `block` (row stride 32) and its valid part is copied.
+        let direct = i0 + 2 * T <= m && j0 + 2 * T <= n;
+        let (cp, ldc) = if direct {
+            // SAFETY: element (i0, j0) of C, inside its m·n values.
+            (unsafe { c.add(i0 * n + j0) }, n)
+        } else {
+            (block.as_mut_ptr(), 2 * T)
+        };
+        // SAFETY: the four 16 × 16 quarters at cp with row stride ldc lie inside C (direct:
+        // rows i0..i0 + 32 ≤ m, columns j0..j0 + 32 ≤ n) or inside `block`.
+        let quarters = unsafe { [cp, cp.add(T), cp.add(T * ldc), cp.add(T * ldc + T)] };
+        let a = [ap.as_ptr(), ap[kt * T * KT..].as_ptr()];
+        let jb = j0 / T;
+        let b = [
+            bp[jb * (kp / 2) * T * 2..].as_ptr(),
+            bp[(jb + 1) * (kp / 2) * T * 2..].as_ptr(),
+        ];
+        // SAFETY: `a` and `b` start the panel's two tile rows and the column blocks jb, jb + 1
+        // (< np/16) of the packings, each kt tiles of 1 KiB long; the quarters as above (C
+        // initialised when accumulating).
+        unsafe { block_product(a, b, kt, quarters, 4 * ldc, direct && accumulate) };
+        if !direct {
+            // SAFETY: as the caller's: C holds m·n values, initialised when accumulating.
+            unsafe { copy_edge(&block, c, (i0, j0), (m, n), accumulate) };
+        }
+    }
+}
+
+/// C block (four 16 × 16 quarters at `q`, row stride `stride` bytes) = Σ over `kt` k steps of
+/// A tiles × B tiles, starting from the block's values (`load`) or from zero.
+///
+/// # Safety
+/// Tiles are configured (palette 1, tiles 0–7 of 16 rows × 64 bytes); `a[r]`, `b[r]` are
+/// readable for kt consecutive 1 KiB tiles; the quarters are writable (and readable when
+/// `load`) for 16 rows of 64 bytes at `stride`.
+unsafe fn block_product(
+    a: [*const u16; 2],
+    b: [*const u16; 2],
+    kt: usize,
+    q: [*mut f32; 4],
+    stride: usize,
+    load: bool,
+) {
+    // SAFETY (all three blocks): forwarded from the caller. Tile registers 0–3 carry C from
+    // the first block to the second; nothing else in this process uses them.
+    unsafe {
+        if load {
+            std::arch::asm!(
+                "tileloadd tmm0, [{c00} + {s}*1]",
+                "tileloadd tmm1, [{c01} + {s}*1]",
+                "tileloadd tmm2, [{c10} + {s}*1]",
+                "tileloadd tmm3, [{c11} + {s}*1]",
+                c00 = in(reg) q[0], c01 = in(reg) q[1], c10 = in(reg) q[2],
+                c11 = in(reg) q[3], s = in(reg) stride, options(nostack),
+            );
+        } else {
+            std::arch::asm!(
+                "tilezero tmm0",
+                "tilezero tmm1",
+                "tilezero tmm2",
+                "tilezero tmm3",
+                options(nostack)
+            );
+        }
+        std::arch::asm!(
+            "2:",
+            "tileloadd tmm4, [{a0} + {s64}*1]",
+            "tileloadd tmm5, [{a1} + {s64}*1]",
+            "tileloadd tmm6, [{b0} + {s64}*1]",
+            "tileloadd tmm7, [{b1} + {s64}*1]",
+            "tdpbf16ps tmm0, tmm4, tmm6",
+            "tdpbf16ps tmm1, tmm4, tmm7",
+            "tdpbf16ps tmm2, tmm5, tmm6",
+            "tdpbf16ps tmm3, tmm5, tmm7",
+            "add {a0}, 1024",
+            "add {a1}, 1024",
+            "add {b0}, 1024",
+            "add {b1}, 1024",
+            "dec {steps}",
+            "jnz 2b",
+            "tilestored [{c00} + {s}*1], tmm0",
+            "tilestored [{c01} + {s}*1], tmm1",
+            "tilestored [{c10} + {s}*1], tmm2",
+            "tilestored [{c11} + {s}*1], tmm3",
+            a0 = inout(reg) a[0] => _,
+            a1 = inout(reg) a[1] => _,
+            b0 = inout(reg) b[0] => _,
+            b1 = inout(reg) b[1] => _,
+            steps = inout(reg) kt => _,
+            s64 = in(reg) 64usize,
+            s = in(reg) stride,
+            c00 = in(reg) q[0],
+            c01 = in(reg) q[1],
+            c10 = in(reg) q[2],
+            c11 = in(reg) q[3],
+            options(nostack),
+        );
+    }
+}
+
+/// Copies (or adds, `accumulate`) the part of a 32 × 32 edge block inside C: rows from `i0`,
+/// columns from `j0`, below m and n (blocks start below them: the padding rounds the sizes
+/// up by less than a block).
+///
+/// # Safety
+/// C at `c` is valid for writes of m·n values (and initialised when accumulating).
+unsafe fn copy_edge(
+    block: &[f32],
+    c: *mut f32,
+    (i0, j0): (usize, usize),
+    (m, n): (usize, usize),
+    accumulate: bool,
+) {
+    let w = (2 * T).min(n - j0);
+    for r in 0..(2 * T).min(m - i0) {
+        let src = &block[r * 2 * T..][..w];
+        // SAFETY: row i0 + r < m and columns j0..j0 + w ≤ n of C.
+        unsafe {
+            let dst = c.add((i0 + r) * n + j0);
+            for (q, &v) in src.iter().enumerate() {
+                if accumulate {
+                    *dst.add(q) += v;
+                } else {
+                    dst.add(q).write(v);
                 }
             }
         }
