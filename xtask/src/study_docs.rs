@@ -11,6 +11,7 @@ use crate::study_report::{
 };
 use crate::table::Table;
 use anyhow::{Context, Result};
+use lrmf_train::model::Precision;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -89,9 +90,12 @@ fn setup(s: &Settings, st: &Status) -> Result<String> {
     )?;
     writeln!(t, "|---|---|---|---|---:|---:|---:|---:|---|")?;
     for d in &s.data {
-        let model = match d.data {
-            Data::Imdb => "embedding 64 + mean pool + linear",
-            Data::Cifar10 => "CNN 32/64/128 + group norm",
+        let model = match (d.data, d.matmul) {
+            (Data::Imdb, _) => "embedding 64 + mean pool + linear",
+            (Data::Cifar10, Precision::F32) => "CNN 32/64/128 + group norm",
+            (Data::Cifar10, Precision::Bf16) => {
+                "CNN 32/64/128 + group norm; convolutions with bf16 inputs and f32 sums (AMX)"
+            }
         };
         let factors: Vec<String> = s.grid_factors.iter().map(|k| format!("{k}×")).collect();
         writeln!(
