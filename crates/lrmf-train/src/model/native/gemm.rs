@@ -889,6 +889,18 @@ mod tests {
     /// each input is rounded to bf16 (relative error ≤ 2⁻⁹), so each term is off by at most
     /// about 2⁻⁸ of its size, plus f32 sums: |C − AB| ≤ (2⁻⁸ + 2⁻¹⁰ + k·2⁻²⁴)·Σ_p |A_ip B_pj|.
     fn check_bf16(a: View<'_>, b: View<'_>, what: &str) {
+        check_bf16_with(a, b, None, what);
+    }
+
+    /// [`check_bf16`], B given as a weight packed for AMX when `packed` (the convolutions'
+    /// path, with the implicit patch loads where the view allows them).
+    fn check_bf16_with(
+        a: View<'_>,
+        b: View<'_>,
+        packed: Option<&super::super::amx::PackedB>,
+        what: &str,
+    ) {
+        let w = Weight { view: b, packed };
         let want = reference(a, b);
         let mut size = vec![0.0f64; a.rows * b.cols];
         for i in 0..a.rows {
@@ -901,11 +913,19 @@ mod tests {
         let rel = 2f64.powi(-8) + 2f64.powi(-10) + a.cols as f64 * 2f64.powi(-24);
         let start = values(a.rows * b.cols, 9);
         let mut appended = vec![7.0f32];
-        matmul_seq_append(a, b, &mut appended, Precision::Bf16);
+        if packed.is_some() {
+            matmul_seq_append_weight(a, w, &mut appended);
+        } else {
+            matmul_seq_append(a, b, &mut appended, Precision::Bf16);
+        }
         assert_eq!((appended.len(), appended[0]), (1 + want.len(), 7.0));
         for accumulate in [false, true] {
             let mut c = start.clone();
-            matmul_seq(a, b, &mut c, accumulate, Precision::Bf16);
+            if packed.is_some() {
+                matmul_seq_weight(a, w, &mut c, accumulate);
+            } else {
+                matmul_seq(a, b, &mut c, accumulate, Precision::Bf16);
+            }
             for (idx, (&got, &w)) in c.iter().zip(&want).enumerate() {
                 let w = w + if accumulate { start[idx] as f64 } else { 0.0 };
                 let tol = rel * size[idx] + 1e-6 * w.abs();
@@ -950,6 +970,22 @@ mod tests {
         check_bf16(a, View::new(&w, a.cols, 21), "patches · W");
         let d = values(a.rows * 21, 8);
         check_bf16(View::new(&d, a.rows, 21).t(), a, "Δᵀ · patches");
+        // Weights packed once (the convolutions' path): patch views with C a multiple of 32
+        // load their A tiles straight from the bf16 image (16- and 8-pixel tiles, several
+        // column blocks); an odd tile count falls back to packing.
+        for (hp, c, n) in [(18, 32, 32), (10, 64, 64), (10, 32, 96), (9, 32, 32)] {
+            let img = values(hp * hp * c, 11);
+            let a = View::patches(&img, hp, hp, c, 3);
+            let w = values(a.cols * n, 12);
+            let b = View::new(&w, a.cols, n);
+            let packed = super::super::amx::PackedB::new(b);
+            check_bf16_with(
+                a,
+                b,
+                packed.as_ref(),
+                &format!("patches {hp}²×{c} · packed W"),
+            );
+        }
         // Smaller products after larger ones: the reused packing buffers' padding is zero.
         for (m, k, n) in [(33, 31, 17), (7, 5, 3)] {
             let (a_data, b_data) = (values(m * k, 3), values(k * n, 4));
