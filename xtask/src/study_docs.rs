@@ -287,14 +287,19 @@ fn wall(full: &Table, grid: &Table) -> Result<String> {
             ))
         };
         let ((fs, fnum), (gs, gn)) = (sum(full)?, sum(grid)?);
+        let finals = if fnum > 0 {
+            format!(
+                "final runs {fnum} in {} (mean {} each)",
+                crate::hms(fs),
+                crate::hms(fs / fnum as f64)
+            )
+        } else {
+            "no final run yet".to_string()
+        };
         if fnum + gn > 0 {
             parts.push(format!(
-                "{}: final runs {} in {} (mean {} each), grid runs {} in {}",
+                "{}: {finals}, grid runs {gn} in {}",
                 d.name(),
-                fnum,
-                crate::hms(fs),
-                crate::hms(fs / fnum.max(1) as f64),
-                gn,
                 crate::hms(gs)
             ));
         }
