@@ -493,7 +493,7 @@ unsafe fn implicit(
                 [r0, r0.add(T), r1, r1.add(T)]
             };
             // SAFETY: as above; C initialised when accumulating.
-            unsafe { block_implicit(ap, 2 * ch, &offsets, b, q, 4 * n, accumulate) };
+            unsafe { block_tiles(ap, 2 * ch, &offsets, b, q, 4 * n, accumulate) };
         }
     }
     // SAFETY: releases the tile state configured above.
@@ -522,13 +522,14 @@ unsafe fn configure(rows: u8) {
     };
 }
 
-/// One C block of the implicit path: quarters `q` (row stride `ldc` bytes) += Σ_s A tiles at
-/// `a[r] + offsets[s]` (row stride `lda` bytes) × B tiles at `b[r] + 1 KiB·s`.
+/// One C block: quarters `q` (row stride `ldc` bytes) = (C if `load`) + Σ_s A tiles at
+/// `a[r] + offsets[s]` bytes (row stride `lda` bytes) × B tiles at `b[r] + 1 KiB·s` — the
+/// implicit path's A tiles in the image, or packed ones 1 KiB apart.
 ///
 /// # Safety
 /// Tiles are configured ([`configure`]); every A tile, B tile and C quarter addressed lies in
 /// readable (C: writable, and readable when `load`) memory.
-unsafe fn block_implicit(
+unsafe fn block_tiles(
     a: [*const u16; 2],
     lda: usize,
     offsets: &[usize],
@@ -540,24 +541,7 @@ unsafe fn block_implicit(
     // SAFETY (all blocks): forwarded from the caller; tile registers 0–3 carry C between the
     // blocks (nothing else in this process uses them).
     unsafe {
-        if load {
-            std::arch::asm!(
-                "tileloadd tmm0, [{c00} + {s}*1]",
-                "tileloadd tmm1, [{c01} + {s}*1]",
-                "tileloadd tmm2, [{c10} + {s}*1]",
-                "tileloadd tmm3, [{c11} + {s}*1]",
-                c00 = in(reg) q[0], c01 = in(reg) q[1], c10 = in(reg) q[2],
-                c11 = in(reg) q[3], s = in(reg) ldc, options(nostack),
-            );
-        } else {
-            std::arch::asm!(
-                "tilezero tmm0",
-                "tilezero tmm1",
-                "tilezero tmm2",
-                "tilezero tmm3",
-                options(nostack)
-            );
-        }
+        init_c(q, ldc, load);
         std::arch::asm!(
             "2:",
             "mov {o}, qword ptr [{offs}]",
@@ -588,14 +572,7 @@ unsafe fn block_implicit(
             steps = inout(reg) offsets.len() => _,
             options(nostack),
         );
-        std::arch::asm!(
-            "tilestored [{c00} + {s}*1], tmm0",
-            "tilestored [{c01} + {s}*1], tmm1",
-            "tilestored [{c10} + {s}*1], tmm2",
-            "tilestored [{c11} + {s}*1], tmm3",
-            c00 = in(reg) q[0], c01 = in(reg) q[1], c10 = in(reg) q[2],
-            c11 = in(reg) q[3], s = in(reg) ldc, options(nostack),
-        );
+        store_c(q, ldc);
     }
 }
 
@@ -671,6 +648,8 @@ unsafe fn panel(
     accumulate: bool,
 ) {
     let kt = kp / KT;
+    // Packed A tiles follow each other 1 KiB apart (row stride 64 bytes).
+    let offsets: Vec<usize> = (0..kt).map(|s| s * T * KT * 2).collect();
     let mut block = [0f32; 4 * T * T];
     for j0 in (0..n).step_by(2 * T) {
         // A whole 32 × 32 block of C is read and written in place (row stride n); an edge
@@ -694,7 +673,7 @@ unsafe fn panel(
         // SAFETY: `a` and `b` start the panel's two tile rows and the column blocks jb, jb + 1
         // (< np/16) of the packings, each kt tiles of 1 KiB long; the quarters as above (C
         // initialised when accumulating).
-        unsafe { block_product(a, b, kt, quarters, 4 * ldc, direct && accumulate) };
+        unsafe { block_tiles(a, 64, &offsets, b, quarters, 4 * ldc, direct && accumulate) };
         if !direct {
             // SAFETY: as the caller's: C holds m·n values, initialised when accumulating.
             unsafe { copy_edge(&block, c, (i0, j0), (m, n), accumulate) };
@@ -702,23 +681,14 @@ unsafe fn panel(
     }
 }
 
-/// C block (four 16 × 16 quarters at `q`, row stride `stride` bytes) = Σ over `kt` k steps of
-/// A tiles × B tiles, starting from the block's values (`load`) or from zero.
+/// Tile registers 0–3 (a C block's quarters at `q`, row stride `stride` bytes) ← the block
+/// (`load`) or zero.
 ///
 /// # Safety
-/// Tiles are configured (palette 1, tiles 0–7 of 16 rows × 64 bytes); `a[r]`, `b[r]` are
-/// readable for kt consecutive 1 KiB tiles; the quarters are writable (and readable when
-/// `load`) for 16 rows of 64 bytes at `stride`.
-unsafe fn block_product(
-    a: [*const u16; 2],
-    b: [*const u16; 2],
-    kt: usize,
-    q: [*mut f32; 4],
-    stride: usize,
-    load: bool,
-) {
-    // SAFETY (all three blocks): forwarded from the caller. Tile registers 0–3 carry C from
-    // the first block to the second; nothing else in this process uses them.
+/// Tiles are configured; with `load` the quarters are readable (16 rows — or the configured
+/// rows — of 64 bytes at `stride`).
+unsafe fn init_c(q: [*mut f32; 4], stride: usize, load: bool) {
+    // SAFETY: forwarded from the caller.
     unsafe {
         if load {
             std::arch::asm!(
@@ -738,38 +708,23 @@ unsafe fn block_product(
                 options(nostack)
             );
         }
+    }
+}
+
+/// The quarters at `q` (row stride `stride` bytes) ← tile registers 0–3.
+///
+/// # Safety
+/// Tiles are configured; the quarters are writable for the configured rows of 64 bytes.
+unsafe fn store_c(q: [*mut f32; 4], stride: usize) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
         std::arch::asm!(
-            "2:",
-            "tileloadd tmm4, [{a0} + {s64}*1]",
-            "tileloadd tmm5, [{a1} + {s64}*1]",
-            "tileloadd tmm6, [{b0} + {s64}*1]",
-            "tileloadd tmm7, [{b1} + {s64}*1]",
-            "tdpbf16ps tmm0, tmm4, tmm6",
-            "tdpbf16ps tmm1, tmm4, tmm7",
-            "tdpbf16ps tmm2, tmm5, tmm6",
-            "tdpbf16ps tmm3, tmm5, tmm7",
-            "add {a0}, 1024",
-            "add {a1}, 1024",
-            "add {b0}, 1024",
-            "add {b1}, 1024",
-            "dec {steps}",
-            "jnz 2b",
             "tilestored [{c00} + {s}*1], tmm0",
             "tilestored [{c01} + {s}*1], tmm1",
             "tilestored [{c10} + {s}*1], tmm2",
             "tilestored [{c11} + {s}*1], tmm3",
-            a0 = inout(reg) a[0] => _,
-            a1 = inout(reg) a[1] => _,
-            b0 = inout(reg) b[0] => _,
-            b1 = inout(reg) b[1] => _,
-            steps = inout(reg) kt => _,
-            s64 = in(reg) 64usize,
-            s = in(reg) stride,
-            c00 = in(reg) q[0],
-            c01 = in(reg) q[1],
-            c10 = in(reg) q[2],
-            c11 = in(reg) q[3],
-            options(nostack),
+            c00 = in(reg) q[0], c01 = in(reg) q[1], c10 = in(reg) q[2],
+            c11 = in(reg) q[3], s = in(reg) stride, options(nostack),
         );
     }
 }
