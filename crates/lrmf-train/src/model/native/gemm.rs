@@ -64,11 +64,6 @@ impl Precision {
     pub fn is_f32(&self) -> bool {
         *self == Precision::F32
     }
-
-    /// Whether products at this precision run on bf16 AMX tiles on this machine.
-    pub fn uses_amx(self) -> bool {
-        self.amx()
-    }
 }
 
 /// Rows of the register tile.
