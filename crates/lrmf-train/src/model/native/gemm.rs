@@ -331,33 +331,41 @@ pub(crate) fn matmul_seq_append(
     precision: Precision,
 ) {
     check_views(&a, &b);
-    let (start, len) = (out.len(), a.rows * b.cols);
+    let len = a.rows * b.cols;
     with_unit_cols(b, |b| {
-        out.reserve(len);
         if precision.amx() && super::amx::takes(&a) {
             // SAFETY: AMX is available (checked); the views are in bounds (checked above);
-            // the reserved capacity holds the m·n values after `start`, and the product
-            // without accumulation writes each of them before `set_len` exposes them.
-            unsafe {
-                super::amx::product(a, b, out.as_mut_ptr().add(start), false);
-                out.set_len(start + len);
-            }
+            // the product without accumulation stores all m·n values and reads none.
+            unsafe { append_written(out, len, |c| super::amx::product(a, b, c, false)) };
             return;
         }
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU has AVX-512F; the views are in bounds (checked above); the
-            // reserved capacity holds the m·n values after `start`, and the product without
-            // accumulation writes each of them before `set_len` exposes them.
-            unsafe {
-                avx512::product(a, b, out.as_mut_ptr().add(start), false);
-                out.set_len(start + len);
-            }
+            // product without accumulation stores all m·n values and reads none.
+            unsafe { append_written(out, len, |c| avx512::product(a, b, c, false)) };
             return;
         }
+        let start = out.len();
         out.resize(start + len, 0.0);
         portable(a, b, &mut out[start..], false);
     });
+}
+
+/// Appends `len` values to `out`, written in place by `write` into reserved capacity (no
+/// zero-fill first).
+///
+/// # Safety
+/// `write` stores all `len` values at the pointer it is given and reads none of them.
+unsafe fn append_written(out: &mut Vec<f32>, len: usize, write: impl FnOnce(*mut f32)) {
+    out.reserve(len);
+    let start = out.len();
+    // SAFETY: the reserved capacity holds `len` values after `start`; `write` initialises
+    // each of them (caller) before `set_len` exposes them.
+    unsafe {
+        write(out.as_mut_ptr().add(start));
+        out.set_len(start + len);
+    }
 }
 
 /// A layer's weight as the B of its products: the f32 view, and its bf16 packing for AMX when
@@ -401,14 +409,10 @@ pub(crate) fn matmul_seq_append_weight(a: View<'_>, w: Weight<'_>, out: &mut Vec
     check_views(&a, &w.view);
     match w.packed_for(&a) {
         Some(p) => {
-            let (start, len) = (out.len(), a.rows * w.view.cols);
-            out.reserve(len);
-            // SAFETY: as in `matmul_seq_weight`; the reserved capacity holds the m·n values
-            // after `start`, each written by the product before `set_len` exposes them.
-            unsafe {
-                super::amx::product_packed(a, p, out.as_mut_ptr().add(start), false);
-                out.set_len(start + len);
-            }
+            let len = a.rows * w.view.cols;
+            // SAFETY: as in `matmul_seq_weight`; the product without accumulation stores all
+            // m·n values and reads none.
+            unsafe { append_written(out, len, |c| super::amx::product_packed(a, p, c, false)) };
         }
         None => matmul_seq_append(a, w.view, out, Precision::F32),
     }
