@@ -117,6 +117,12 @@ struct ReproArgs {
     /// folder under results/ is written.
     #[arg(long)]
     update_docs: bool,
+    /// Full accuracy study: take the finished runs committed in docs/results/accuracy_full/
+    /// (those of the same config) instead of training them again, and the study's settings
+    /// kept there when the run folder has none. With --update-docs each run that finishes is
+    /// written there too, so committing that folder makes the study resumable on any machine.
+    #[arg(long, requires = "full")]
+    reuse_committed: bool,
     /// Full accuracy study: run only these data sets this time (imdb, cifar10).
     #[arg(long, value_enum, value_delimiter = ',', requires = "full")]
     only: Vec<study::Data>,
@@ -242,7 +248,10 @@ fn study_settings(a: &ReproArgs, rd: Option<&RunDir>, seed: u64) -> Result<study
     let mut s = match stored.filter(|p| p.is_file()) {
         Some(p) => serde_json::from_str(&std::fs::read_to_string(&p)?)
             .with_context(|| format!("invalid {}", p.display()))?,
-        None => study::Settings::defaults(seed),
+        None => match ledger(a).settings()? {
+            Some(s) => s,
+            None => study::Settings::defaults(seed),
+        },
     };
     for &(d, n) in &a.epochs {
         s.of_mut(d).epochs = n;
@@ -254,6 +263,15 @@ fn study_settings(a: &ReproArgs, rd: Option<&RunDir>, seed: u64) -> Result<study
         s.of_mut(d).seeds = n;
     }
     Ok(s)
+}
+
+/// The tracked copy of the full study's results, read and written as the flags say.
+fn ledger(a: &ReproArgs) -> study_run::Ledger {
+    study_run::Ledger {
+        dir: run::workspace_root().join(study_run::Ledger::DOCS_DIR),
+        read: a.reuse_committed,
+        write: a.update_docs,
+    }
 }
 
 /// Prints the expected run time of the selected experiments.
@@ -408,7 +426,7 @@ fn repro(a: ReproArgs) -> Result<()> {
                         max_runs: a.max_runs,
                         budget_s: a.budget_hours.map(|h| h * 3600.0),
                     };
-                    study_run::run(&rd, &settings, &limits, &data_dir, &stop)?
+                    study_run::run(&rd, Some(&ledger(&a)), &settings, &limits, &data_dir, &stop)?
                 } else {
                     accuracy::run(&rd, &accuracy::QUICK, meta.seed, &data_dir, &stop)?
                 }

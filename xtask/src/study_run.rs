@@ -2,7 +2,9 @@
 //! (`accuracy/<name>.result.json`, written atomically once the run is over), so a rerun skips
 //! what is finished and the trainer resumes an interrupted run from its checkpoint; one
 //! progress line per finished run on stdout (readable under `nohup` and in CI logs); limits on
-//! how much one session runs (`--max-runs`, `--budget-hours`, `--only`).
+//! how much one session runs (`--max-runs`, `--budget-hours`, `--only`). The run folder is
+//! git-ignored and dies with its machine, so the results also live in a tracked [`Ledger`]
+//! (`docs/results/accuracy_full/`) that a later session, on another machine, resumes from.
 
 use crate::hms;
 use crate::run::{RunDir, write_atomic};
@@ -145,6 +147,93 @@ fn result_path(rd: &RunDir, job: &Job) -> PathBuf {
         .join(format!("{}.result.json", job.name()))
 }
 
+/// The committed copy of a study's results: `<name>.result.json` of every finished run and the
+/// study's settings, in a tracked folder (`docs/results/accuracy_full/`), so a study outlives
+/// the machine it ran on. `read`: a run without a result in the run folder takes the ledger's
+/// when it was made with the same config (`--reuse-committed`); `write`: each run that
+/// finishes is also written there (`--update-docs`).
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    /// The folder.
+    pub dir: PathBuf,
+    /// Take results from it.
+    pub read: bool,
+    /// Write results into it.
+    pub write: bool,
+}
+
+impl Ledger {
+    /// The tracked folder of the study's results.
+    pub const DOCS_DIR: &str = "docs/results/accuracy_full";
+
+    /// Path of a run's result in the ledger.
+    fn path(&self, job: &Job) -> PathBuf {
+        self.dir.join(format!("{}.result.json", job.name()))
+    }
+
+    /// The study's settings kept in the ledger, when it is read and holds them.
+    pub fn settings(&self) -> Result<Option<Settings>> {
+        let p = self.dir.join(crate::study_report::SETTINGS_FILE);
+        if !self.read || !p.is_file() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(&p)?;
+        Ok(Some(
+            serde_json::from_str(&text).with_context(|| format!("invalid {}", p.display()))?,
+        ))
+    }
+
+    /// Writes the study's settings (when the ledger is written).
+    pub fn write_settings(&self, s: &Settings) -> Result<()> {
+        if self.write {
+            std::fs::create_dir_all(&self.dir)
+                .with_context(|| format!("cannot create {}", self.dir.display()))?;
+            write_atomic(
+                &self.dir.join(crate::study_report::SETTINGS_FILE),
+                serde_json::to_string_pretty(s)?.as_bytes(),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Writes a finished run's result (when the ledger is written).
+    pub fn record(&self, job: &Job, r: &RunResult) -> Result<()> {
+        if self.write {
+            std::fs::create_dir_all(&self.dir)
+                .with_context(|| format!("cannot create {}", self.dir.display()))?;
+            write_atomic(&self.path(job), serde_json::to_string_pretty(r)?.as_bytes())?;
+        }
+        Ok(())
+    }
+}
+
+/// The result of `job` made with the config of hash `hash`: the run folder's, else the
+/// ledger's (when it is read; copied into the run folder, which then holds the whole study).
+fn find(rd: &RunDir, ledger: Option<&Ledger>, job: &Job, hash: &str) -> Result<Option<RunResult>> {
+    let read = |p: PathBuf| -> Result<Option<RunResult>> {
+        let Ok(text) = std::fs::read_to_string(&p) else {
+            return Ok(None);
+        };
+        let r: RunResult =
+            serde_json::from_str(&text).with_context(|| format!("invalid {}", p.display()))?;
+        Ok((r.config_hash == hash).then_some(r))
+    };
+    if let Some(r) = read(result_path(rd, job))? {
+        return Ok(Some(r));
+    }
+    let Some(l) = ledger.filter(|l| l.read) else {
+        return Ok(None);
+    };
+    let r = read(l.path(job))?;
+    if let Some(r) = &r {
+        write_atomic(
+            &result_path(rd, job),
+            serde_json::to_string_pretty(r)?.as_bytes(),
+        )?;
+    }
+    Ok(r)
+}
+
 /// The learning rate of a run: its own (grid), the one its grid chose (final), or not yet.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Lr {
@@ -163,17 +252,19 @@ pub struct State {
 
 impl State {
     /// Reads the result files of `jobs` (in plan order, so each grid is read before the runs
-    /// that take its rate) and keeps those made with the config the plan gives now.
-    pub fn load(rd: &RunDir, s: &Settings, jobs: &[Job], data_dir: &Path) -> Result<Self> {
+    /// that take its rate) and keeps those made with the config the plan gives now ([`find`]).
+    pub fn load(
+        rd: &RunDir,
+        ledger: Option<&Ledger>,
+        s: &Settings,
+        jobs: &[Job],
+        data_dir: &Path,
+    ) -> Result<Self> {
         let mut st = State::default();
         for job in jobs {
             let Lr::Use(lr) = st.lr(job, s) else { continue };
-            let Ok(text) = std::fs::read_to_string(result_path(rd, job)) else {
-                continue;
-            };
-            let r: RunResult = serde_json::from_str(&text)
-                .with_context(|| format!("invalid {}", result_path(rd, job).display()))?;
-            if r.config_hash == study::config(job, lr, s, data_dir)?.hash() {
+            let hash = study::config(job, lr, s, data_dir)?.hash();
+            if let Some(r) = find(rd, ledger, job, &hash)? {
                 st.results.insert(r.name.clone(), r);
             }
         }
@@ -390,19 +481,21 @@ impl Session {
     }
 }
 
-/// Trains `job` and records its outcome; `Ok(false)` when the session must stop (Ctrl-C).
-#[allow(clippy::too_many_arguments)]
-fn step(
-    rd: &RunDir,
-    job: &Job,
-    jobs: &[Job],
-    s: &Settings,
-    st: &mut State,
-    data_dir: &Path,
-    stop: &Arc<AtomicBool>,
-    ses: &mut Session,
-) -> Result<bool> {
-    let (done, n) = (ses.done, ses.planned);
+/// What every run of one session shares.
+struct Study<'a> {
+    rd: &'a RunDir,
+    ledger: Option<&'a Ledger>,
+    s: &'a Settings,
+    /// The runs this session may start, in plan order.
+    jobs: &'a [Job],
+    data_dir: &'a Path,
+    stop: &'a Arc<AtomicBool>,
+}
+
+/// Trains `job` and records its outcome (in the run folder and the ledger); `Ok(false)` when
+/// the session must stop (Ctrl-C).
+fn step(x: &Study, job: &Job, st: &mut State, ses: &mut Session) -> Result<bool> {
+    let (done, n, s) = (ses.done, ses.planned, x.s);
     let lr = match st.lr(job, s) {
         Lr::Use(lr) => lr,
         other => {
@@ -414,10 +507,23 @@ fn step(
             return Ok(true);
         }
     };
-    let cfg = study::config(job, lr, s, data_dir)?;
+    let cfg = study::config(job, lr, s, x.data_dir)?;
+    // A final run whose rate its grid chose this session may have a committed result.
+    if let Some(r) = find(x.rd, x.ledger, job, &cfg.hash())? {
+        ses.done += 1;
+        println!(
+            "[{}/{n}] {} seed={}: committed result taken (lr={})",
+            ses.done,
+            job.label(),
+            r.seed,
+            r.lr
+        );
+        st.results.insert(r.name.clone(), r);
+        return Ok(true);
+    }
     ses.started += 1;
     let t = Instant::now();
-    match train_one(rd, job, s, lr, &cfg, stop)? {
+    match train_one(x.rd, job, s, lr, &cfg, x.stop)? {
         Outcome::Interrupted => {
             println!(
                 "accuracy study: interrupted during {}; run the same command to resume",
@@ -435,15 +541,18 @@ fn step(
         }
         Outcome::Finished(r) => {
             write_atomic(
-                &result_path(rd, job),
+                &result_path(x.rd, job),
                 serde_json::to_string_pretty(&r)?.as_bytes(),
             )?;
+            if let Some(l) = x.ledger {
+                l.record(job, &r)?;
+            }
             let run_s = t.elapsed().as_secs_f64();
             ses.est_sum += job.estimate(s);
             ses.real_sum += run_s;
             ses.done += 1;
             st.results.insert(r.name.clone(), (*r).clone());
-            let eta = remaining(jobs, st, s) * ses.speed();
+            let eta = remaining(x.jobs, st, s) * ses.speed();
             let elapsed = ses.clock.elapsed().as_secs_f64();
             println!("{}", line(ses.done, n, job, &r, run_s, elapsed, eta));
         }
@@ -455,6 +564,7 @@ fn step(
 /// the per-run table once every run of the whole plan has its result, else `Ok(None)`.
 pub fn run(
     rd: &RunDir,
+    ledger: Option<&Ledger>,
     s: &Settings,
     l: &Limits,
     data_dir: &Path,
@@ -465,7 +575,18 @@ pub fn run(
     if !data_ready(rd, &jobs, data_dir)? {
         return Ok(None);
     }
-    let mut st = State::load(rd, s, &all, data_dir)?;
+    let mut st = State::load(rd, ledger, s, &all, data_dir)?;
+    if let Some(l) = ledger {
+        l.write_settings(s)?;
+    }
+    let x = Study {
+        rd,
+        ledger,
+        s,
+        jobs: &jobs,
+        data_dir,
+        stop,
+    };
     let mut ses = Session {
         clock: Instant::now(),
         planned: jobs.len(),
@@ -487,9 +608,7 @@ pub fn run(
             println!("accuracy study: stopping ({why}); run the same command to continue");
             break;
         }
-        if stop.load(Ordering::SeqCst)
-            || !step(rd, job, &jobs, s, &mut st, data_dir, stop, &mut ses)?
-        {
+        if stop.load(Ordering::SeqCst) || !step(&x, job, &mut st, &mut ses)? {
             break;
         }
     }
@@ -535,7 +654,7 @@ mod tests {
         let mut s = Settings::defaults(0);
         s.grid_factors = vec![0.5, 1.0, 2.0];
         let jobs = study::plan(&s, &[Data::Imdb]);
-        let load = |s: &Settings| State::load(&rd, s, &jobs, Path::new("/data")).unwrap();
+        let load = |s: &Settings| State::load(&rd, None, s, &jobs, Path::new("/data")).unwrap();
         let first = jobs.iter().find(|j| !j.is_grid()).unwrap();
         assert_eq!(first.name(), "imdb-non-private-exponential-none-seed0");
         assert_eq!(load(&s).lr(first, &s), Lr::GridPending);
@@ -560,6 +679,54 @@ mod tests {
         s.of_mut(Data::Imdb).epochs = 7;
         let st = load(&s);
         assert!(grid.iter().all(|g| st.is_done(g)) && !st.is_done(first));
+    }
+
+    #[test]
+    fn a_new_run_folder_on_another_machine_resumes_from_the_ledger() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = Meta::probe("t".into(), "full", &["accuracy".into()], 0);
+        let old = RunDir::create(&dir.path().join("old"), &meta).unwrap();
+        let new = RunDir::create(&dir.path().join("new"), &meta).unwrap();
+        let mut s = Settings::defaults(0);
+        s.grid_factors = vec![0.5, 1.0, 2.0];
+        let jobs = study::plan(&s, &[Data::Imdb]);
+        let ledger = |read, write| Ledger {
+            dir: dir.path().join("ledger"),
+            read,
+            write,
+        };
+        // The old machine finishes the first grid and records it; a ledger not written
+        // stays empty.
+        let first = jobs.iter().find(|j| !j.is_grid()).unwrap();
+        for (g, acc) in study::plan_grid(&s, first).iter().zip([0.70, 0.80, 0.75]) {
+            let Kind::Grid { lr } = g.kind else { panic!() };
+            let r = check(&old, &s, g, lr, acc);
+            ledger(false, false).record(g, &r).unwrap();
+            assert!(!ledger(true, false).path(g).exists());
+            ledger(false, true).record(g, &r).unwrap();
+        }
+        ledger(false, true).write_settings(&s).unwrap();
+        assert_eq!(ledger(true, false).settings().unwrap(), Some(s.clone()));
+        assert_eq!(ledger(false, false).settings().unwrap(), None);
+        // The new machine keeps its data elsewhere: the same configs, the same hashes.
+        let load = |l: Ledger| State::load(&new, Some(&l), &s, &jobs, Path::new("/elsewhere"));
+        assert!(!load(ledger(false, true)).unwrap().is_done(&jobs[0]));
+        let st = load(ledger(true, false)).unwrap();
+        assert_eq!(st.lr(first, &s), Lr::Use(5.0));
+        // Adopted results are copied into the new run folder, which then stands alone.
+        let alone = State::load(&new, None, &s, &jobs, Path::new("/elsewhere")).unwrap();
+        assert_eq!(alone.results, st.results);
+        // A committed result of another plan is not taken.
+        s.of_mut(Data::Imdb).grid_epochs = 3;
+        let fresh = RunDir::create(&dir.path().join("fresh"), &meta).unwrap();
+        let st = State::load(
+            &fresh,
+            Some(&ledger(true, false)),
+            &s,
+            &jobs,
+            Path::new("/d"),
+        );
+        assert!(st.unwrap().results.is_empty());
     }
 
     #[test]

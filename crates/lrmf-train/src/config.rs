@@ -599,12 +599,14 @@ impl TrainConfig {
     }
 
     /// SHA-256 (hex) of the config and of the contents of every file it reads besides the
-    /// data (today: the schedule file), without `[output].dir` and `keep_checkpoint` (where a
-    /// run is written and what is kept afterwards change no number of it); a checkpoint only
-    /// resumes under the same hash, so a schedule file edited between sessions is refused.
-    /// The data itself is pinned by `cargo xtask data`'s archive checksums.
+    /// data (today: the schedule file), without `[data].dir`, `[output].dir` and
+    /// `keep_checkpoint` (where the data lies, where a run is written and what is kept
+    /// afterwards change no number of it, so a result keeps its hash on another machine); a
+    /// checkpoint only resumes under the same hash, so a schedule file edited between sessions
+    /// is refused. The data itself is pinned by `cargo xtask data`'s archive checksums.
     pub fn hash(&self) -> String {
         let mut c = self.clone();
+        c.data.dir = None;
         c.output.dir = None;
         c.output.keep_checkpoint = false;
         let mut h = Sha256::new();
@@ -760,6 +762,7 @@ delta = 1e-5
         assert_eq!(back.hash(), c.hash());
         let mut other = c.clone();
         other.output.dir = Some("elsewhere".into());
+        other.data.dir = Some("/another/machine/data".into());
         assert_eq!(other.hash(), c.hash());
         other.training.learning_rate = 0.2;
         assert_ne!(other.hash(), c.hash());
