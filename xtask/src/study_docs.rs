@@ -94,7 +94,7 @@ fn setup(s: &Settings, st: &Status) -> Result<String> {
             (Data::Imdb, _) => "embedding 64 + mean pool + linear",
             (Data::Cifar10, Precision::F32) => "CNN 32/64/128 + group norm",
             (Data::Cifar10, Precision::Bf16) => {
-                "CNN 32/64/128 + group norm; convolutions with bf16 inputs and f32 sums (AMX)"
+                "CNN 32/64/128 + group norm; convolutions with bf16 inputs and f32 sums (AMX tiles, or rounded inputs on the AVX-512 f32 kernels where a machine has no AMX)"
             }
         };
         let factors: Vec<String> = s.grid_factors.iter().map(|k| format!("{k}×")).collect();

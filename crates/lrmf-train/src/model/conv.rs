@@ -49,6 +49,8 @@ struct WeightLayouts {
     flipped_t: Vec<f32>,
     /// Wᵀ and W'ᵀ packed for AMX (bf16 precision on a machine with AMX only).
     packed: Option<(PackedB, PackedB)>,
+    /// The layer's precision; at bf16, `wt` and `flipped_t` hold bf16 values.
+    precision: Precision,
 }
 
 impl WeightLayouts {
@@ -57,6 +59,7 @@ impl WeightLayouts {
         Weight {
             view: View::new(&self.wt, kk, m),
             packed: self.packed.as_ref().map(|p| &p.0),
+            precision: self.precision,
         }
     }
 
@@ -65,6 +68,7 @@ impl WeightLayouts {
         Weight {
             view: View::new(&self.flipped_t, rows, cin),
             packed: self.packed.as_ref().map(|p| &p.1),
+            precision: self.precision,
         }
     }
 }
@@ -142,7 +146,7 @@ impl Conv2d {
         self.layouts.get_or_init(|| {
             let (k, m, cin) = (self.k, self.cout, self.cin);
             let kk = k * k * cin;
-            let wt = View::new(&self.weight, m, kk).t().to_row_major();
+            let mut wt = View::new(&self.weight, m, kk).t().to_row_major();
             // W'[c_in, ky, kx, c_out] = W[c_out, k−1−ky, k−1−kx, c_in], stored transposed.
             let mut flipped_t = vec![0.0f32; k * k * m * cin];
             for co in 0..m {
@@ -154,7 +158,14 @@ impl Conv2d {
                     }
                 }
             }
-            let packed = (self.precision == Precision::Bf16)
+            let bf16 = self.precision == Precision::Bf16;
+            if bf16 {
+                // The products' B in bf16 once per update (where AMX packs, it rounds the same).
+                for x in wt.iter_mut().chain(flipped_t.iter_mut()) {
+                    *x = gemm::round_bf16(*x);
+                }
+            }
+            let packed = bf16
                 .then(|| {
                     let wt = PackedB::new(View::new(&wt, kk, m))?;
                     let flipped = PackedB::new(View::new(&flipped_t, k * k * m, cin))?;
@@ -165,6 +176,7 @@ impl Conv2d {
                 wt,
                 flipped_t,
                 packed,
+                precision: self.precision,
             }
         })
     }

@@ -14,7 +14,7 @@
 //! (16 or 8 consecutive output pixels × 32 channels of one kernel position) loads straight from
 //! it with a row stride of C values — no packing of the nine-fold patch matrix (one private
 //! CIFAR-10 epoch 103 s → 90 s). Sums are in f32 inside the tile unit (its own order of additions), so the
-//! result differs from the f32 kernels by the bf16 rounding of the inputs (relative 2⁻⁹ per
+//! result differs from the f32 kernels by the bf16 rounding of the inputs (at most 2⁻⁸ relative per
 //! input) and the summation order — never by the thread count.
 //!
 //! # Safety audit

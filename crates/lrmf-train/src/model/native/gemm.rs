@@ -48,16 +48,20 @@ pub enum Precision {
     /// f32 inputs (the AVX-512 or portable kernels): the default.
     #[default]
     F32,
-    /// bf16 inputs (rounded to nearest even) with f32 sums on Intel AMX tiles, where the CPU
-    /// and the OS offer them; f32 elsewhere. Several times faster; results differ from f32 by
-    /// the inputs' rounding (relative 2⁻⁹ each).
+    /// bf16 inputs (rounded to nearest even, subnormals to zero) with f32 sums, on every
+    /// machine: on Intel AMX tiles where the CPU and the OS offer them (several times faster),
+    /// elsewhere by the f32 kernels on inputs rounded to bf16 first ([`round_bf16`]), so a run
+    /// computes the same arithmetic wherever it runs, up to the order of the f32 additions.
+    /// Results differ from f32 by the inputs' rounding (at most 2⁻⁸ relative each: bf16 keeps 8 significant bits).
     Bf16,
 }
 
 impl Precision {
-    /// Whether this precision runs on AMX here.
-    fn amx(self) -> bool {
-        self == Precision::Bf16 && super::amx::available()
+    /// Whether this precision rounds the inputs of a product with this A to bf16: the
+    /// products the AMX path takes ([`super::amx::takes`]); the others stay f32 on every
+    /// machine.
+    fn bf16_for(self, a: &View<'_>) -> bool {
+        self == Precision::Bf16 && super::amx::takes(a)
     }
 
     /// True for the default (configs that leave it out keep their serialisation).
@@ -218,6 +222,22 @@ impl<'a> View<'a> {
         self.data[self.row_off(i) + self.col_off(p)]
     }
 
+    /// Number of leading values of `data` the view reads (the last element's offset + 1).
+    fn span(&self) -> usize {
+        if self.rows == 0 || self.cols == 0 {
+            0
+        } else {
+            self.row_off(self.rows - 1) + self.col_off(self.cols - 1) + 1
+        }
+    }
+
+    /// The same view over `data[..span]` rounded to bf16 (`buf` holds the copy).
+    fn rounded<'b>(self, buf: &'b mut Vec<f32>) -> View<'b> {
+        buf.clear();
+        buf.extend(self.data[..self.span()].iter().map(|&x| round_bf16(x)));
+        View { data: buf, ..self }
+    }
+
     /// A row-major copy (rows × cols) of the viewed matrix.
     ///
     /// Complexity: O(rows·cols).
@@ -237,6 +257,35 @@ impl<'a> View<'a> {
         }
         Cow::Owned(self.to_row_major())
     }
+}
+
+thread_local! {
+    /// Scratch of the bf16 rounding on machines without AMX (A's and B's copies), kept per
+    /// thread so the products of a step do not allocate and fault in fresh pages each time.
+    static ROUNDED: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const {
+        std::cell::RefCell::new((Vec::new(), Vec::new()))
+    };
+}
+
+/// Calls `f` with `a` and `b` rounded to bf16 (`b` as it is when `b_is_bf16`), over this
+/// thread's scratch.
+fn with_rounded<R>(
+    a: View<'_>,
+    b: View<'_>,
+    b_is_bf16: bool,
+    f: impl FnOnce(View<'_>, View<'_>) -> R,
+) -> R {
+    ROUNDED.with(|cell| {
+        // A product never runs inside another on the same thread; `take` keeps it so.
+        let (mut ba, mut bb) = std::mem::take(&mut *cell.borrow_mut());
+        let out = {
+            let a = a.rounded(&mut ba);
+            let b = if b_is_bf16 { b } else { b.rounded(&mut bb) };
+            f(a, b)
+        };
+        *cell.borrow_mut() = (ba, bb);
+        out
+    })
 }
 
 /// C = A·B, or C += A·B when `accumulate`; C is row-major m × n (m = A's rows, n = B's columns),
@@ -309,13 +358,13 @@ pub(crate) fn matmul_seq(
     check_shapes(&a, &b, c);
     with_unit_cols(b, |b| {
         let c = &mut c[..a.rows * b.cols];
-        if precision.amx() && super::amx::takes(&a) {
+        match (precision.bf16_for(&a), super::amx::available()) {
             // SAFETY: AMX is available (checked); the views are in bounds with matching inner
             // dimensions and B has unit column stride; `c` holds m·n initialised values.
-            unsafe { super::amx::product(a, b, c.as_mut_ptr(), accumulate) };
-            return;
+            (true, true) => unsafe { super::amx::product(a, b, c.as_mut_ptr(), accumulate) },
+            (true, false) => with_rounded(a, b, false, |a, b| product(a, b, c, accumulate)),
+            (false, _) => product(a, b, c, accumulate),
         }
-        product(a, b, c, accumulate)
     });
 }
 
@@ -331,25 +380,33 @@ pub(crate) fn matmul_seq_append(
     precision: Precision,
 ) {
     check_views(&a, &b);
-    let len = a.rows * b.cols;
     with_unit_cols(b, |b| {
-        if precision.amx() && super::amx::takes(&a) {
-            // SAFETY: AMX is available (checked); the views are in bounds (checked above);
-            // the product without accumulation stores all m·n values and reads none.
-            unsafe { append_written(out, len, |c| super::amx::product(a, b, c, false)) };
-            return;
+        match (precision.bf16_for(&a), super::amx::available()) {
+            (true, true) => {
+                // SAFETY: AMX is available (checked); the views are in bounds (checked above);
+                // the product without accumulation stores all m·n values and reads none.
+                let len = a.rows * b.cols;
+                unsafe { append_written(out, len, |c| super::amx::product(a, b, c, false)) };
+            }
+            (true, false) => with_rounded(a, b, false, |a, b| append_f32(a, b, out)),
+            (false, _) => append_f32(a, b, out),
         }
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F; the views are in bounds (checked above); the
-            // product without accumulation stores all m·n values and reads none.
-            unsafe { append_written(out, len, |c| avx512::product(a, b, c, false)) };
-            return;
-        }
-        let start = out.len();
-        out.resize(start + len, 0.0);
-        portable(a, b, &mut out[start..], false);
     });
+}
+
+/// [`matmul_seq_append`] on the f32 kernels; `b` has unit column stride.
+fn append_f32(a: View<'_>, b: View<'_>, out: &mut Vec<f32>) {
+    let len = a.rows * b.cols;
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F; the views are in bounds (checked by the caller); the
+        // product without accumulation stores all m·n values and reads none.
+        unsafe { append_written(out, len, |c| avx512::product(a, b, c, false)) };
+        return;
+    }
+    let start = out.len();
+    out.resize(start + len, 0.0);
+    portable(a, b, &mut out[start..], false);
 }
 
 /// Appends `len` values to `out`, written in place by `write` into reserved capacity (no
@@ -372,10 +429,13 @@ unsafe fn append_written(out: &mut Vec<f32>, len: usize, write: impl FnOnce(*mut
 /// the layer computes at [`Precision::Bf16`] on a machine that has AMX.
 #[derive(Clone, Copy)]
 pub(crate) struct Weight<'a> {
-    /// B in f32 (row-major).
+    /// B, row-major; at [`Precision::Bf16`] its values are bf16 already (the layer rounds its
+    /// weight layouts once per update with [`round_bf16`]).
     pub view: View<'a>,
     /// B packed for [`super::amx::product_packed`].
     pub packed: Option<&'a super::amx::PackedB>,
+    /// The layer's input precision.
+    pub precision: Precision,
 }
 
 impl Weight<'_> {
@@ -398,7 +458,12 @@ pub(crate) fn matmul_seq_weight(a: View<'_>, w: Weight<'_>, c: &mut [f32], accum
         Some(p) => unsafe {
             super::amx::product_packed(a, p, c.as_mut_ptr(), accumulate);
         },
-        None => matmul_seq(a, w.view, c, accumulate, Precision::F32),
+        // B is rounded already: only A is.
+        None if w.precision.bf16_for(&a) && !super::amx::available() => {
+            let c = &mut c[..a.rows * w.view.cols];
+            with_rounded(a, w.view, true, |a, b| product(a, b, c, accumulate))
+        }
+        None => matmul_seq(a, w.view, c, accumulate, w.precision),
     }
 }
 
@@ -414,8 +479,29 @@ pub(crate) fn matmul_seq_append_weight(a: View<'_>, w: Weight<'_>, out: &mut Vec
             // m·n values and reads none.
             unsafe { append_written(out, len, |c| super::amx::product_packed(a, p, c, false)) };
         }
-        None => matmul_seq_append(a, w.view, out, Precision::F32),
+        None if w.precision.bf16_for(&a) && !super::amx::available() => {
+            with_rounded(a, w.view, true, |a, b| append_f32(a, b, out))
+        }
+        None => matmul_seq_append(a, w.view, out, w.precision),
     }
+}
+
+/// x rounded to the nearest bf16 (ties to even) and returned as f32, as the AMX path's
+/// conversion (`VCVTNE2PS2BF16`) rounds: subnormal inputs become zero of the same sign, a NaN
+/// stays a (quiet) NaN, values past the largest bf16 become ±∞.
+pub(crate) fn round_bf16(x: f32) -> f32 {
+    // Integer selects rather than branches, so slices of it vectorise.
+    let bits = x.to_bits();
+    let magnitude = bits & 0x7FFF_FFFF;
+    let nearest = bits.wrapping_add(0x7FFF + ((bits >> 16) & 1)) & 0xFFFF_0000;
+    let nan = (bits | 0x0040_0000) & 0xFFFF_0000;
+    let zero = bits & 0x8000_0000;
+    let out = if magnitude > 0x7F80_0000 {
+        nan
+    } else {
+        nearest
+    };
+    f32::from_bits(if magnitude < 0x0080_0000 { zero } else { out })
 }
 
 /// Calls `f` with `b` or, when its columns are not contiguous, a row-major copy of it.
@@ -884,9 +970,9 @@ mod tests {
         }
     }
 
-    /// Checks the bf16 products (AMX where available) of `a`·`b` against the f64 reference:
-    /// each input is rounded to bf16 (relative error ≤ 2⁻⁹), so each term is off by at most
-    /// about 2⁻⁸ of its size, plus f32 sums: |C − AB| ≤ (2⁻⁸ + 2⁻¹⁰ + k·2⁻²⁴)·Σ_p |A_ip B_pj|.
+    /// Checks the bf16 products of `a`·`b` (AMX where available, rounded inputs on the f32
+    /// kernels elsewhere) against the f64 product of the inputs rounded to bf16 by
+    /// [`round_bf16`]: only the f32 sums differ, |C − ÂB̂| ≤ (k + 2)·2⁻²³·Σ_p |Â_ip B̂_pj|.
     fn check_bf16(a: View<'_>, b: View<'_>, what: &str) {
         check_bf16_with(a, b, None, what);
     }
@@ -899,17 +985,24 @@ mod tests {
         packed: Option<&super::super::amx::PackedB>,
         what: &str,
     ) {
-        let w = Weight { view: b, packed };
-        let want = reference(a, b);
-        let mut size = vec![0.0f64; a.rows * b.cols];
+        // A weight holds bf16 values (the layer rounds them once per update).
+        let b_hat: Vec<f32> = b.to_row_major().into_iter().map(round_bf16).collect();
+        let w = Weight {
+            view: View::new(&b_hat, b.rows, b.cols),
+            packed,
+            precision: Precision::Bf16,
+        };
+        let term = |i: usize, p: usize, j: usize| {
+            round_bf16(a.at(i, p)) as f64 * round_bf16(b.at(p, j)) as f64
+        };
+        let (mut want, mut size) = (vec![0.0f64; a.rows * b.cols], vec![0.0f64; a.rows * b.cols]);
         for i in 0..a.rows {
             for j in 0..b.cols {
-                size[i * b.cols + j] = (0..a.cols)
-                    .map(|p| (a.at(i, p) as f64 * b.at(p, j) as f64).abs())
-                    .sum();
+                want[i * b.cols + j] = (0..a.cols).map(|p| term(i, p, j)).sum();
+                size[i * b.cols + j] = (0..a.cols).map(|p| term(i, p, j).abs()).sum();
             }
         }
-        let rel = 2f64.powi(-8) + 2f64.powi(-10) + a.cols as f64 * 2f64.powi(-24);
+        let rel = (a.cols + 2) as f64 * 2f64.powi(-23);
         let start = values(a.rows * b.cols, 9);
         let mut appended = vec![7.0f32];
         if packed.is_some() {
@@ -991,6 +1084,61 @@ mod tests {
             let b = View::new(&b_data, k, n);
             check_bf16(View::new(&a_data, m, k), b, "plain after larger");
             check_bf16(View::new(&a_data, k, m).t(), b, "Aᵀ after larger");
+        }
+    }
+
+    #[test]
+    fn bf16_rounding_is_to_nearest_even_and_matches_the_hardware_conversion() {
+        let check = |x: f32, want: f32| {
+            let got = round_bf16(x);
+            assert!(
+                got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                "{x:e} ({:#010x}): {got:e} vs {want:e}",
+                x.to_bits()
+            );
+        };
+        let bits = f32::from_bits;
+        check(1.0, 1.0);
+        check(bits(0x3F80_8000), 1.0); // a tie: to the even 1.0
+        check(bits(0x3F81_8000), bits(0x3F82_0000)); // a tie: to the even neighbour above
+        check(bits(0x3F80_8001), bits(0x3F81_0000)); // past the tie: up
+        check(-bits(0x3F80_7FFF), -1.0);
+        check(f32::MAX, f32::INFINITY);
+        check(f32::NEG_INFINITY, f32::NEG_INFINITY);
+        check(bits(0x0000_0001), 0.0); // subnormals to zero, sign kept
+        check(-bits(0x007F_FFFF), -0.0);
+        check(f32::NAN, f32::NAN);
+        // Idempotent; within half a unit in the last place of bf16's 8 significant bits (2⁻⁸).
+        for i in 0..100_000u32 {
+            let x = bits(i.wrapping_mul(2_654_435_761));
+            let r = round_bf16(x);
+            assert_eq!(round_bf16(r).to_bits(), r.to_bits(), "idempotent at {x:e}");
+            if x.is_normal() && r.is_finite() {
+                assert!(((r - x) / x).abs() <= 2f32.powi(-8), "{x:e} → {r:e}");
+            }
+        }
+        // The AMX path's conversion, where the CPU has it: the same bits for every input.
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512bf16") {
+            #[target_feature(enable = "avx512f,avx512bf16")]
+            unsafe fn hardware(x: [f32; 16]) -> [u16; 16] {
+                use std::arch::x86_64::*;
+                // SAFETY: the caller checked AVX-512 BF16; plain value conversions.
+                unsafe {
+                    let v = _mm512_loadu_ps(x.as_ptr());
+                    std::mem::transmute(_mm512_cvtneps_pbh(v))
+                }
+            }
+            for block in 0..20_000u32 {
+                let x: [f32; 16] = std::array::from_fn(|l| {
+                    bits((block * 16 + l as u32).wrapping_mul(2_654_435_761) ^ (block << 3))
+                });
+                // SAFETY: AVX-512 BF16 is available (checked above).
+                let hw = unsafe { hardware(x) };
+                for (x, h) in x.iter().zip(hw) {
+                    check(*x, bits((h as u32) << 16));
+                }
+            }
         }
     }
 
