@@ -407,25 +407,14 @@ pub fn report(run: &RunDir, t: &Table, img: &dyn Fn(&str) -> String) -> Result<S
             .filter_map(|r| t.opt_num(r, "test_accuracy").ok().flatten())
             .collect();
         let first = rs[0];
-        let acc = if accs.is_empty() {
-            format!("failed: {}", t.get(first, "status")?)
-        } else {
-            let mean = accs.iter().sum::<f64>() / accs.len() as f64;
-            let sd = if accs.len() > 1 {
-                (accs.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / (accs.len() - 1) as f64)
-                    .sqrt()
-            } else {
-                0.0
-            };
-            if accs.len() > 1 {
-                format!("{} ± {}", sig(100.0 * mean), sig(100.0 * sd))
-            } else {
-                format!("{} (one seed)", sig(100.0 * mean))
-            }
+        let acc = match (crate::stats::mean(&accs), crate::stats::std_dev(&accs)) {
+            (None, _) => format!("failed: {}", t.get(first, "status")?),
+            (Some(mean), Some(sd)) => format!("{:.2} ± {:.2} %", 100.0 * mean, 100.0 * sd),
+            (Some(mean), None) => format!("{:.2} % (one seed)", 100.0 * mean),
         };
         writeln!(
             s,
-            "| {ds} | {m} | {} | {} / {} | {} × {} | {} | {} | {acc} % |",
+            "| {ds} | {m} | {} | {} / {} | {} × {} | {} | {} | {acc} |",
             t.get(first, "band")?,
             t.get(first, "train_examples")?,
             t.get(first, "test_examples")?,
