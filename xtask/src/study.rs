@@ -151,8 +151,9 @@ impl Settings {
     /// The defaults. IMDB: 20 epochs (measured: bisr 83.5 % at ε = 9 after 20 epochs, 81.2 %
     /// after 10; 35 s per 10-epoch run on 2 cores), 3 seeds, a grid per schedule. CIFAR-10: 10
     /// epochs (58.0 % after 3 epochs with lr-bisr; the 64 % target needs more; 68.0 % after 10),
-    /// 2 seeds, one 3-epoch grid on the exponential schedule, convolutions in bf16 on AMX tiles
-    /// (each CIFAR-10 epoch costs about 90 s today, 145 s in f32).
+    /// 2 seeds, one 3-epoch grid on the exponential schedule, convolutions with bf16 inputs
+    /// (each CIFAR-10 epoch cost about 90 s on AMX tiles against 145 s in f32 on one machine;
+    /// about 85 s on another without AMX, where bf16 runs on the f32 kernels).
     pub fn defaults(seed: u64) -> Self {
         Settings {
             seed,
