@@ -438,6 +438,7 @@ fn verdict(what: &str, better: &str, xs: &[(String, Option<TInterval>)]) -> Stri
 /// The "What we found" paragraph, from the summary and paired tables.
 pub fn findings(summary: &Table, paired_t: &Table) -> Result<String> {
     let mut s = String::new();
+    let mut with_interval = 0;
     for d in [Data::Imdb, Data::Cifar10] {
         let rows: Vec<&Vec<String>> = summary.rows.iter().filter(|r| r[0] == d.name()).collect();
         if rows.is_empty() {
@@ -469,6 +470,7 @@ pub fn findings(summary: &Table, paired_t: &Table) -> Result<String> {
         }
         let lr = intervals(paired_t, d.name(), "lr-aware")?;
         let sch = intervals(paired_t, d.name(), "schedule")?;
+        with_interval += lr.iter().chain(&sch).filter(|x| x.1.is_some()).count();
         writeln!(
             s,
             "{}",
@@ -488,7 +490,15 @@ pub fn findings(summary: &Table, paired_t: &Table) -> Result<String> {
     if s.is_empty() {
         return Ok("No final run has finished yet.\n".into());
     }
-    s.push_str("The paper claims that a learning-rate schedule helps private training and that schedule-aware factorizations help further; a comparison whose interval lies below 0 disagrees with that claim here, and one whose interval includes 0 neither confirms nor refutes it at this number of seeds.\n");
+    s.push_str("The paper claims that a learning-rate schedule helps private training and that schedule-aware factorizations help further; a comparison whose interval lies below 0 disagrees with that claim here, and one whose interval includes 0 neither confirms nor refutes it at this number of seeds.");
+    if with_interval > 0 {
+        write!(
+            s,
+            " The intervals are not corrected for multiplicity: of these {with_interval}, about {:.1} would exclude 0 by chance alone if no method differed from its baseline.",
+            with_interval as f64 * 0.05
+        )?;
+    }
+    s.push('\n');
     Ok(s)
 }
 
@@ -596,5 +606,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("meeting the 83.00 % target"), "{text}");
+        // Two intervals (lr-aware, schedule): 0.1 expected to exclude 0 by chance.
+        assert!(
+            text.contains("of these 2, about 0.1 would exclude 0"),
+            "{text}"
+        );
     }
 }
