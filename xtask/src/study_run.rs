@@ -196,6 +196,22 @@ impl Ledger {
         Ok(())
     }
 
+    /// Writes the results of `st` the ledger lacks (made in a session that did not write it),
+    /// when the ledger is written; returns how many.
+    pub fn sync(&self, jobs: &[Job], st: &State) -> Result<usize> {
+        let mut added = 0;
+        for job in jobs {
+            if let Some(r) = st.results.get(&job.name())
+                && self.write
+                && !self.path(job).is_file()
+            {
+                self.record(job, r)?;
+                added += 1;
+            }
+        }
+        Ok(added)
+    }
+
     /// Writes a finished run's result (when the ledger is written).
     pub fn record(&self, job: &Job, r: &RunResult) -> Result<()> {
         if self.write {
@@ -578,6 +594,13 @@ pub fn run(
     let mut st = State::load(rd, ledger, s, &all, data_dir)?;
     if let Some(l) = ledger {
         l.write_settings(s)?;
+        let added = l.sync(&all, &st)?;
+        if added > 0 {
+            println!(
+                "accuracy study: {added} results of the run folder written to {}",
+                l.dir.display()
+            );
+        }
     }
     let x = Study {
         rd,
@@ -716,6 +739,17 @@ mod tests {
         // Adopted results are copied into the new run folder, which then stands alone.
         let alone = State::load(&new, None, &s, &jobs, Path::new("/elsewhere")).unwrap();
         assert_eq!(alone.results, st.results);
+        // Results of a session that did not write the ledger join it at the next that does.
+        let late = jobs.iter().find(|j| j.is_grid() && !st.is_done(j)).unwrap();
+        let Kind::Grid { lr } = late.kind else {
+            panic!()
+        };
+        check(&new, &s, late, lr, 0.5);
+        let st = load(ledger(false, false)).unwrap();
+        assert_eq!(ledger(false, false).sync(&jobs, &st).unwrap(), 0);
+        assert_eq!(ledger(false, true).sync(&jobs, &st).unwrap(), 1);
+        assert_eq!(ledger(false, true).sync(&jobs, &st).unwrap(), 0);
+        assert!(ledger(true, false).path(late).is_file());
         // A committed result of another plan is not taken.
         s.of_mut(Data::Imdb).grid_epochs = 3;
         let fresh = RunDir::create(&dir.path().join("fresh"), &meta).unwrap();
