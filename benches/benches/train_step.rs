@@ -84,7 +84,8 @@ fn train_step(c: &mut Criterion) {
             b.iter(|| black_box(model.clipped_gradient_sum(&data, Some(1.0)).expect("step")))
         });
     }
-    // The opt-in bf16 convolutions (AMX tiles where the machine has them, f32 elsewhere).
+    // The opt-in bf16 convolutions (AMX tiles where the machine has them, elsewhere the f32
+    // kernels on inputs rounded to bf16: slower than f32 there).
     let mut model = Cnn::new(CnnConfig::cifar10(true), 1).expect("model");
     model.set_matmul(Precision::Bf16);
     group.bench_function("gn/private_bf16", |b| {

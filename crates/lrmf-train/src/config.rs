@@ -241,8 +241,9 @@ pub struct ModelConfig {
     /// text: embedding width (default 64).
     #[serde(default)]
     pub embed_dim: Option<usize>,
-    /// cnn: input precision of the convolutions' products, `f32` (default) or `bf16` (Intel
-    /// AMX tiles where the machine has them, f32 sums; several times faster).
+    /// cnn: input precision of the convolutions' products, `f32` (default) or `bf16` (inputs
+    /// rounded to bf16, f32 sums, on every machine; on Intel AMX tiles where the machine has
+    /// them, several times faster per product, else on the f32 kernels).
     #[serde(default, skip_serializing_if = "Precision::is_f32")]
     pub matmul: Precision,
 }
