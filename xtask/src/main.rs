@@ -14,6 +14,7 @@ mod run;
 mod stats;
 mod study;
 mod study_docs;
+mod study_errors;
 mod study_report;
 mod study_run;
 mod table;

@@ -330,13 +330,25 @@ pub fn markdown(rd: &RunDir, img: &dyn Fn(&str) -> String) -> Result<String> {
     ) else {
         return Ok(t);
     };
-    writeln!(t, "### What we found\n\n{}", findings(&sm, &p)?)?;
+    let errors = read(rd, crate::study_errors::ERRORS_CSV)?;
+    writeln!(
+        t,
+        "### What we found\n\n{}",
+        findings(&sm, &p, errors.as_ref())?
+    )?;
     writeln!(t, "### Test accuracy\n\n{}", summary_tables(&sm, &full)?)?;
     writeln!(
         t,
         "### Paired comparisons (same seed, same bins)\n\nDifference method − baseline of the test accuracy in percentage points, mean over seeds with its 95 % Student's t-interval (n − 1 degrees of freedom).\n\n{}",
         paired_table(&p)?
     )?;
+    if let Some(e) = &errors {
+        writeln!(
+            t,
+            "### Factorization error on the study's workloads\n\nSensitivity, MaxSE and MeanSE (MATH.md §6) of each method on the trajectory its final runs train on (n = epochs × steps per epoch, min-sep = steps per epoch, k = epochs, momentum 0.9, the study's band), as `lrmf errors` computes them; the last column is MeanSE over the plain form's, minus 1.\n\n{}",
+            crate::study_errors::markdown(e)?
+        )?;
+    }
     writeln!(
         t,
         "### Learning-rate grid (chosen in bold)\n\n{}",
@@ -388,6 +400,7 @@ pub fn update_docs(rd: &RunDir, docs: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lrmf_factor::Method;
 
     fn check(text: &str, section: &str) -> String {
         let out = splice(text, section);
@@ -429,6 +442,13 @@ mod tests {
         }
         let full = crate::study_report::write_outputs(&rd, &s, &all, &st).unwrap();
         assert_eq!(full.rows.len(), 2);
+        let errors =
+            crate::study_errors::table_of(&s, &[Data::Imdb], &[Method::Bsr, Method::LrBsr]);
+        std::fs::write(
+            rd.file(crate::study_errors::ERRORS_CSV),
+            errors.unwrap().to_csv(),
+        )
+        .unwrap();
         let md = markdown(&rd, &|f| f.to_string()).unwrap();
         for want in [
             "8 of 370 training runs",
@@ -436,6 +456,9 @@ mod tests {
             "| non-private | 70.00 (1) |",
             "**10: 61.00**",
             "accuracy_full_imdb.png",
+            "### Factorization error on the study's workloads",
+            "| imdb | cosine | lr-bsr | 5 |",
+            "change MeanSE by",
         ] {
             assert!(md.contains(want), "{want}\n{md}");
         }

@@ -30,7 +30,14 @@ pub const SUMMARY_CSV: &str = "accuracy_summary.csv";
 /// Paired comparisons with their 95 % t-intervals.
 pub const PAIRED_CSV: &str = "accuracy_paired.csv";
 /// Every CSV file of the study, in the order the report names them.
-pub const CSV_FILES: [&str; 5] = [FULL_CSV, GRID_CSV, SUMMARY_CSV, PAIRED_CSV, CURVES_CSV];
+pub const CSV_FILES: [&str; 6] = [
+    FULL_CSV,
+    GRID_CSV,
+    SUMMARY_CSV,
+    PAIRED_CSV,
+    CURVES_CSV,
+    crate::study_errors::ERRORS_CSV,
+];
 
 /// Columns of `accuracy_full.csv` (accuracies as fractions).
 pub const FULL_HEADER: [&str; 17] = [
@@ -436,7 +443,7 @@ fn verdict(what: &str, better: &str, xs: &[(String, Option<TInterval>)]) -> Stri
 }
 
 /// The "What we found" paragraph, from the summary and paired tables.
-pub fn findings(summary: &Table, paired_t: &Table) -> Result<String> {
+pub fn findings(summary: &Table, paired_t: &Table, errors: Option<&Table>) -> Result<String> {
     let mut s = String::new();
     let mut with_interval = 0;
     for d in [Data::Imdb, Data::Cifar10] {
@@ -470,6 +477,9 @@ pub fn findings(summary: &Table, paired_t: &Table) -> Result<String> {
         }
         let lr = intervals(paired_t, d.name(), "lr-aware")?;
         let sch = intervals(paired_t, d.name(), "schedule")?;
+        if let Some(e) = errors.map(|t| crate::study_errors::finding(t, d.name())) {
+            write!(s, "{} ", e?.unwrap_or_default())?;
+        }
         with_interval += lr.iter().chain(&sch).filter(|x| x.1.is_some()).count();
         writeln!(
             s,
@@ -597,7 +607,7 @@ mod tests {
             ("bisr", "exponential", "constant")
         );
         assert!((p.num(sch, "mean_diff").unwrap() - 0.10).abs() < 1e-12);
-        let text = findings(&sm, &p).unwrap();
+        let text = findings(&sm, &p, None).unwrap();
         assert!(text.contains("lr-bisr (exponential) 84.50"), "{text}");
         assert!(
             text.contains(

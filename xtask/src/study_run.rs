@@ -640,6 +640,11 @@ pub fn run(
         ses.started, ses.failed, ses.done, ses.planned
     );
     let table = crate::study_report::write_outputs(rd, s, &all, &st)?;
+    let errors = crate::study_errors::table(s)?;
+    write_atomic(
+        &rd.file(crate::study_errors::ERRORS_CSV),
+        errors.to_csv().as_bytes(),
+    )?;
     Ok(all.iter().all(|j| st.is_done(j)).then_some(table))
 }
 

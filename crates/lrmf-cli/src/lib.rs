@@ -32,7 +32,7 @@ pub mod strategy;
 pub mod strategy_file;
 pub mod train;
 
-pub use strategy::{ErrorsReport, StrategyArgs, compare, evaluate};
+pub use strategy::{BandArg, ErrorsReport, StrategyArgs, compare, evaluate};
 
 /// An error that is the user's input: the binary prints it on one line and exits with code 2.
 #[derive(Debug)]
