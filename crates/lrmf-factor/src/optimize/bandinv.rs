@@ -237,7 +237,8 @@ pub(crate) fn eval(
 }
 
 /// BandInvMF for `spec` (`Bandinv` optimizes on `w.constant_rate()`, `LrBandinv` on `w`),
-/// warm-started from the best in-domain of bisr and lr-bisr (and, for lr-bandinv, bandinv).
+/// warm-started from the better in-domain of bisr and lr-bisr; the result is the best of the
+/// optimum found and those warm starts on `spec`'s own workload.
 pub(crate) fn factorize(
     spec: &FactorSpec,
     w: &Workload,
