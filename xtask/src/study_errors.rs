@@ -77,16 +77,18 @@ pub fn table_of(s: &Settings, data: &[Data], methods: &[Method]) -> Result<Table
 /// method), in table order.
 pub fn lr_gains(t: &Table) -> Result<Vec<(String, String, String, f64)>> {
     let mut out = Vec::new();
+    let method = t.col("method")?;
     for r in &t.rows {
-        let Ok(m) = r[t.col("method")?].parse::<Method>() else {
+        let Ok(m) = r[method].parse::<Method>() else {
             continue;
         };
         if !m.is_lr_aware() {
             continue;
         }
-        let plain = t.rows.iter().find(|p| {
-            p[0] == r[0] && p[1] == r[1] && p[t.col("method").unwrap()] == m.plain().name()
-        });
+        let plain = t
+            .rows
+            .iter()
+            .find(|p| p[0] == r[0] && p[1] == r[1] && p[method] == m.plain().name());
         if let Some(p) = plain {
             let ratio = t.num(r, "mean_se")? / t.num(p, "mean_se")? - 1.0;
             out.push((r[0].clone(), r[1].clone(), m.name().to_string(), ratio));
