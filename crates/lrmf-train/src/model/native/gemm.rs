@@ -212,9 +212,7 @@ impl<'a> View<'a> {
     /// True when every element lies inside `data` (offsets grow with both indices, so the last
     /// element has the largest).
     pub(crate) fn in_bounds(&self) -> bool {
-        self.rows == 0
-            || self.cols == 0
-            || self.row_off(self.rows - 1) + self.col_off(self.cols - 1) < self.data.len()
+        self.span() <= self.data.len()
     }
 
     /// Element (i, p).
