@@ -84,8 +84,9 @@ pub const CURVES_HEADER: [&str; 7] = [
     "epoch",
     "test_accuracy",
 ];
-/// Columns of `accuracy_summary.csv`.
-pub const SUMMARY_HEADER: [&str; 7] = [
+/// Columns of `accuracy_summary.csv`: `epochs` of the runs (the largest, should they differ)
+/// and the mean training wall time per run in seconds.
+pub const SUMMARY_HEADER: [&str; 9] = [
     "dataset",
     "method",
     "accountant",
@@ -93,6 +94,8 @@ pub const SUMMARY_HEADER: [&str; 7] = [
     "runs",
     "mean",
     "std",
+    "epochs",
+    "wall_s_mean",
 ];
 /// Columns of `accuracy_paired.csv`: `comparison` is `lr-aware` (an lr- method vs its plain
 /// form, same schedule) or `schedule` (a decaying schedule vs the constant rate, same method);
@@ -221,19 +224,51 @@ fn groups(t: &Table) -> Result<Groups> {
 }
 
 /// Mean and sample standard deviation of the test accuracy over seeds, per (data set, method,
-/// accountant, schedule).
+/// accountant, schedule), with the runs' epochs and mean wall time.
 pub fn summarize(full: &Table) -> Result<Table> {
     let mut t = Table::new(&SUMMARY_HEADER);
     for (key, v) in groups(full)? {
         let acc: Vec<f64> = v.iter().map(|x| x.1).collect();
+        let (mut epochs, mut wall) = (None::<f64>, Vec::new());
+        for r in &full.rows {
+            let same = ["dataset", "method", "accountant", "schedule"]
+                .iter()
+                .zip(&key)
+                .all(|(c, k)| full.get(r, c).is_ok_and(|x| x == k.as_str()));
+            if !same || full.opt_num(r, "test_accuracy")?.is_none() {
+                continue;
+            }
+            if let Some(e) = full.opt_num(r, "epochs")? {
+                epochs = Some(epochs.map_or(e, |x| x.max(e)));
+            }
+            wall.extend(full.opt_num(r, "wall_s")?);
+        }
         let row = [
             acc.len().to_string(),
             opt(mean(&acc).map(f)),
             opt(std_dev(&acc).map(f)),
+            opt(epochs.map(f)),
+            opt(mean(&wall).map(f)),
         ];
         t.push(key.into_iter().chain(row).collect())?;
     }
     Ok(t)
+}
+
+/// "after 10 epochs (16 min of training per run)" for a summary row; empty without epochs.
+fn effort(summary: &Table, r: &[String]) -> Result<String> {
+    let Some(e) = summary.opt_num(r, "epochs")? else {
+        return Ok(String::new());
+    };
+    let wall = summary.opt_num(r, "wall_s_mean")?;
+    Ok(match wall {
+        Some(w) if w >= 90.0 => format!(
+            " after {e} epochs ({:.0} min of training per run)",
+            w / 60.0
+        ),
+        Some(w) => format!(" after {e} epochs ({w:.0} s of training per run)"),
+        None => format!(" after {e} epochs"),
+    })
 }
 
 /// Whether a method name is a baseline of the constant-schedule comparison.
@@ -465,11 +500,12 @@ pub fn findings(summary: &Table, paired_t: &Table, errors: Option<&Table>) -> Re
                 let runs = &r[4];
                 write!(
                     s,
-                    "Best private method with the {acct} accountant: {} ({}) {}{sd} % over {runs} seed{}, {} the {} % target. ",
+                    "Best private method with the {acct} accountant: {} ({}) {}{sd} % over {runs} seed{}{}, {} the {} % target. ",
                     r[1],
                     r[3],
                     pct(m),
                     if runs == "1" { "" } else { "s" },
+                    effort(summary, r)?,
                     if m >= d.target() { "meeting" } else { "below" },
                     pct(d.target())
                 )?;
@@ -533,7 +569,8 @@ mod tests {
                 ("schedule", sch.into()),
                 ("seed", seed.to_string()),
                 ("test_accuracy", f(acc)),
-                ("wall_s", "1".into()),
+                ("epochs", "20".into()),
+                ("wall_s", (30 + 2 * seed).to_string()),
             ] {
                 r[t.col(c).unwrap()] = v;
             }
@@ -609,6 +646,18 @@ mod tests {
         assert!((p.num(sch, "mean_diff").unwrap() - 0.10).abs() < 1e-12);
         let text = findings(&sm, &p, None).unwrap();
         assert!(text.contains("lr-bisr (exponential) 84.50"), "{text}");
+        // Seeds 0..3 ran 30, 32, 34, 36 s: mean 33 s.
+        assert!(
+            text.contains("over 4 seeds after 20 epochs (33 s of training per run)"),
+            "{text}"
+        );
+        assert_eq!(
+            (
+                sm.num(row, "epochs").unwrap(),
+                sm.num(row, "wall_s_mean").unwrap()
+            ),
+            (20.0, 32.0)
+        );
         assert!(
             text.contains(
                 "better in 1 of 1 comparisons (lr-bisr vs bisr (exponential, gaussian): +1.67 pp"
