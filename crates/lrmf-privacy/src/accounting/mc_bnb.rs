@@ -933,7 +933,7 @@ impl Accountant for MonteCarloBnb {
 
     fn rounding(&self) -> String {
         format!(
-            "Monte Carlo upper confidence bound at confidence {}, {} samples per direction (remove: importance sampling with an empirical-Bernstein bound; add: Chernoff-Hoeffding KL bound), max over add/remove",
+            "Monte Carlo upper confidence bound at confidence {}, {} samples per direction (each direction importance-sampled: empirical-Bernstein bound below a split, Chernoff-Hoeffding KL bound above it), max over add/remove",
             self.confidence, self.samples
         )
     }
