@@ -732,18 +732,20 @@ impl<'a> Scores<'a> {
             *ui = mi + *ui * self.inv_z;
         }
         let q = &*u;
-        // Add: y = −τv̄ + z·g, L = −lse(q − τḡ/z²).
-        let (l_add, log_w_add) = if self.tau > 0.0 {
-            for ((si, qi), d) in s.iter_mut().zip(q).zip(&self.add_shift) {
-                *si = qi - d;
+        // Add: y = −τv̄ + z·g, L = −lse(q − τḡ/z²). Jensen (lse ≥ mean) skips the b
+        // exponentials of the samples that cannot reach the floor: L ≤ −mean(q − τḡ/z²).
+        let mut sum_a = 0.0;
+        for ((si, qi), d) in s.iter_mut().zip(q).zip(&self.add_shift) {
+            *si = qi - d;
+            sum_a += *si;
+        }
+        let l_add_max = -sum_a / b as f64;
+        if l_add_max > self.floor[1] || l_add_max.is_nan() {
+            let l_add = -self.lse(s);
+            if l_add > self.floor[1] || l_add.is_nan() {
+                let log_w = self.add_log_w0 + self.tau * sum_u / b as f64 * self.inv_z;
+                out[1].push((l_add, log_w));
             }
-            let log_w = self.add_log_w0 + self.tau * sum_u / b as f64 * self.inv_z;
-            (-self.lse(s), log_w)
-        } else {
-            (-self.lse(q), 0.0)
-        };
-        if l_add > self.floor[1] || l_add.is_nan() {
-            out[1].push((l_add, log_w_add));
         }
         // Remove: Σ e^{a_i} = e^{mq + mr}·(sum_q·e^{−mr} + Σ_{Δ_i > 0} e^{x_i + Δ_i}(1 − e^{−Δ_i})),
         // x_i = q_i − mq − mr, mr ≥ 0 chosen so that every x_i + Δ_i ≤ 0.
