@@ -204,11 +204,12 @@ pub fn write_outputs(rd: &RunDir, s: &Settings, all: &[Job], st: &State) -> Resu
 
 /// The accuracies of `t` grouped by (dataset, method, accountant, schedule), in first-seen
 /// order, each with its (seed, accuracy) pairs.
-type Groups = Vec<([String; 4], Vec<(String, f64)>)>;
+/// Per (data set, method, accountant, schedule): (seed, test accuracy, row index) of its runs.
+type Groups = Vec<([String; 4], Vec<(String, f64, usize)>)>;
 
 fn groups(t: &Table) -> Result<Groups> {
     let mut out: Groups = Vec::new();
-    for r in &t.rows {
+    for (i, r) in t.rows.iter().enumerate() {
         let key = ["dataset", "method", "accountant", "schedule"]
             .map(|c| t.get(r, c).unwrap_or_default().to_string());
         let Some(acc) = t.opt_num(r, "test_accuracy")? else {
@@ -216,8 +217,8 @@ fn groups(t: &Table) -> Result<Groups> {
         };
         let seed = t.get(r, "seed")?.to_string();
         match out.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, v)) => v.push((seed, acc)),
-            None => out.push((key, vec![(seed, acc)])),
+            Some((_, v)) => v.push((seed, acc, i)),
+            None => out.push((key, vec![(seed, acc, i)])),
         }
     }
     Ok(out)
@@ -230,14 +231,8 @@ pub fn summarize(full: &Table) -> Result<Table> {
     for (key, v) in groups(full)? {
         let acc: Vec<f64> = v.iter().map(|x| x.1).collect();
         let (mut epochs, mut wall) = (None::<f64>, Vec::new());
-        for r in &full.rows {
-            let same = ["dataset", "method", "accountant", "schedule"]
-                .iter()
-                .zip(&key)
-                .all(|(c, k)| full.get(r, c).is_ok_and(|x| x == k.as_str()));
-            if !same || full.opt_num(r, "test_accuracy")?.is_none() {
-                continue;
-            }
+        for &(_, _, i) in &v {
+            let r = &full.rows[i];
             if let Some(e) = full.opt_num(r, "epochs")? {
                 epochs = Some(epochs.map_or(e, |x| x.max(e)));
             }
@@ -303,7 +298,7 @@ pub fn paired(full: &Table) -> Result<Table> {
             };
             let diffs: Vec<f64> = v
                 .iter()
-                .filter_map(|(seed, a)| b.iter().find(|x| &x.0 == seed).map(|x| a - x.1))
+                .filter_map(|(seed, a, _)| b.iter().find(|x| &x.0 == seed).map(|x| a - x.1))
                 .collect();
             if diffs.is_empty() {
                 continue;
