@@ -133,7 +133,7 @@ pub fn run(args: Args) -> Result<()> {
         std::fs::write(out, &table).with_context(|| format!("writing {}", out.display()))?;
     }
     if args.update_docs {
-        let page = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/RESULTS.md");
+        let page = crate::run::workspace_root().join("docs/RESULTS.md");
         let old = std::fs::read_to_string(&page).unwrap_or_default();
         let section = format!("## Training speed\n\nMachine: {}.\n\n{table}", machine());
         let text = crate::study_docs::splice_marked(&old, BEGIN, END, &section);
@@ -302,8 +302,7 @@ type TorchTimes = BTreeMap<(String, String), Timing>;
 
 /// Runs `scripts/opacus_bench.py --json` and parses its lines.
 fn run_python(python: &PathBuf, args: &Args, threads: usize) -> Result<TorchTimes> {
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/opacus_bench.py");
+    let script = crate::run::workspace_root().join("scripts/opacus_bench.py");
     println!(
         "  running {} {} (PyTorch and Opacus) …",
         python.display(),

@@ -98,12 +98,17 @@ fn cpu_model() -> Option<String> {
     Some(line.split_once(':')?.1.trim().replace(',', ";"))
 }
 
-/// The workspace root (the parent of `xtask/`), fixed at compile time.
+/// The workspace root: the checkout `cargo xtask` runs from (found at run time, see
+/// [`lrmf_data::setup::run_time_workspace_root`]), else the parent of `xtask/` fixed at compile
+/// time (a binary started directly). Results and `docs/` are written under it, so it must be
+/// the checkout being run, not the one that last compiled a shared target directory.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives inside the workspace")
-        .to_path_buf()
+    lrmf_data::setup::run_time_workspace_root().unwrap_or_else(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("xtask lives inside the workspace")
+            .to_path_buf()
+    })
 }
 
 /// Civil date (year, month, day) of a day count since 1970-01-01 (Howard Hinnant's algorithm).

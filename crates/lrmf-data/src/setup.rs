@@ -82,10 +82,34 @@ pub const CIFAR10_CLASSES: [&str; 10] = [
 /// Size in bytes of each official CIFAR-10 binary file: 10,000 records of 3,073 bytes.
 pub const OFFICIAL_BATCH_BYTES: u64 = 10_000 * RECORD_BYTES as u64;
 
-/// The shared archive folder next to the repository (`<workspace root>/../shared/data`), fixed
-/// at compile time. It may not exist on a user's machine; use [`Source::Directory`] then.
+/// The shared archive folder next to the repository (`<workspace root>/../shared/data`, the root
+/// from [`workspace_root`]). It may not exist on a user's machine; use [`Source::Directory`] then.
 pub fn default_shared_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")
+    workspace_root().join("../shared/data")
+}
+
+/// The workspace root of the program being run by `cargo run` or `cargo test`, found at run time.
+///
+/// Cargo sets `CARGO_MANIFEST_DIR` in the environment of the program it starts; the nearest of
+/// its ancestors holding a `Cargo.lock` is the root of the checkout being run. `None` when the
+/// program was started directly (no such variable, or no `Cargo.lock` above it).
+///
+/// Why not only `env!("CARGO_MANIFEST_DIR")`: when two checkouts share one target directory,
+/// cargo does not rebuild a path crate merely because its folder moved, so a compile-time path
+/// can name the *other* checkout (seen here: a binary built in `/work/main` looking for data
+/// under `/check/work/main`).
+pub fn run_time_workspace_root() -> Option<PathBuf> {
+    let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR")?);
+    manifest
+        .ancestors()
+        .find(|dir| dir.join("Cargo.lock").is_file())
+        .map(Path::to_path_buf)
+}
+
+/// The repository root: [`run_time_workspace_root`] when cargo started the program, else the
+/// root fixed at compile time (two levels above this crate's manifest).
+pub fn workspace_root() -> PathBuf {
+    run_time_workspace_root().unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
 }
 
 /// Environment variable that overrides the default data root of [`DataDir::from_env`].
@@ -160,10 +184,10 @@ impl DataDir {
         DataDir { root: root.into() }
     }
 
-    /// The repository's git-ignored `data/` folder: `<workspace root>/data`, where the workspace
-    /// root is fixed at compile time as two levels above this crate's manifest.
+    /// The repository's git-ignored `data/` folder: `<workspace root>/data`, the root from
+    /// [`workspace_root`].
     pub fn repo_default() -> Self {
-        DataDir::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data"))
+        DataDir::new(workspace_root().join("data"))
     }
 
     /// `$LRMF_DATA_DIR` when set and non-empty, else [`DataDir::repo_default`].
@@ -1124,5 +1148,18 @@ mod tests {
             assert!(text.contains("/nowhere/data"), "{text}");
         }
         assert!(DataDir::repo_default().root().ends_with("data"));
+    }
+
+    #[test]
+    fn cargo_test_finds_this_checkout_at_run_time() {
+        let root = run_time_workspace_root().expect("cargo test sets CARGO_MANIFEST_DIR");
+        assert!(
+            root.join("crates/lrmf-data/Cargo.toml").is_file(),
+            "{}",
+            root.display()
+        );
+        assert_eq!(workspace_root(), root);
+        assert_eq!(DataDir::repo_default().root(), root.join("data"));
+        assert_eq!(default_shared_dir(), root.join("../shared/data"));
     }
 }
