@@ -355,8 +355,7 @@ fn plot_curves(rd: &RunDir, curves: &Table) -> Result<Vec<PathBuf>> {
             let Some(lines) = by.get(&key) else { continue };
             let series = lines
                 .iter()
-                .enumerate()
-                .map(|(i, ((sch, acct), pts))| Series {
+                .map(|((sch, acct), pts)| Series {
                     label: format!("{sch}, {acct}"),
                     points: pts
                         .iter()
@@ -367,7 +366,7 @@ fn plot_curves(rd: &RunDir, curves: &Table) -> Result<Vec<PathBuf>> {
                     } else {
                         Style::Line
                     },
-                    color: i,
+                    color: curve_color(sch, acct),
                 })
                 .collect();
             panels.push(Panel {
@@ -389,6 +388,21 @@ fn plot_curves(rd: &RunDir, curves: &Table) -> Result<Vec<PathBuf>> {
         }
     }
     Ok(files)
+}
+
+/// The colour (an index into plotters' `Palette99`) of a (schedule, accountant) curve, the same
+/// in every panel so that one legend reads for all: blue, green and red (dashed) for exponential,
+/// cosine and constant without amplification (or without noise), orange and purple for
+/// exponential and cosine under mc-bnb.
+fn curve_color(schedule: &str, accountant: &str) -> usize {
+    match (schedule, accountant == "mc-bnb") {
+        ("exponential", false) => 3,
+        ("cosine", false) => 1,
+        ("exponential", true) => 4,
+        ("cosine", true) => 5,
+        ("constant", false) => 0,
+        _ => 6,
+    }
 }
 
 /// A fraction as a percentage with 2 decimals.
