@@ -9,8 +9,8 @@ use serde_json::Value;
 use std::path::PathBuf;
 
 fn reference() -> Vec<Value> {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference/errors.json");
+    let path = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo test"))
+        .join("../../../shared/reference/errors.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
             "cannot read {} ({e}): the shared reference folder must sit beside the repository",

@@ -13,9 +13,11 @@ use rand_distr::{Distribution, StandardNormal};
 use serde_json::Value;
 
 fn reference(name: &str) -> Value {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/reference")
-        .join(name);
+    let path = std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo test"),
+    )
+    .join("../../../shared/reference")
+    .join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
             "reference file {} is missing or unreadable ({e}); it ships in /work/shared/reference",
