@@ -2,8 +2,8 @@
 //! the per-method learning-rate grid on a validation split, then the final runs — with its
 //! config, its expected cost and its place in the order. The order puts the most informative
 //! runs first (IMDB seed 0 under the Gaussian accountant, then CIFAR-10 seed 0, then more seeds,
-//! then balls-in-bins accounting and the constant-schedule baselines), so a study stopped
-//! early still answers the main questions; each grid run comes just before the first final run
+//! then the constant-schedule baselines, then balls-in-bins accounting), so a study stopped
+//! early still answers the main questions (does lr-awareness help, does the schedule help); each grid run comes just before the first final run
 //! that needs its learning rate.
 
 use crate::table::f;
@@ -402,9 +402,9 @@ pub fn plan(s: &Settings, only: &[Data]) -> Vec<Job> {
         block(s, i, 1..seeds(i), Block::Gaussian),
         block(s, i, 1..seeds(i), Block::Constant),
         block(s, c, 1..seeds(c), Block::Gaussian),
+        block(s, c, 0..seeds(c), Block::Constant),
         block(s, i, 0..seeds(i), Block::McBnb),
         block(s, c, 0..seeds(c), Block::McBnb),
-        block(s, c, 0..seeds(c), Block::Constant),
     ];
     let mut out = Vec::new();
     let mut cells: Vec<Cell> = Vec::new();
@@ -548,7 +548,8 @@ mod tests {
         // IMDB: a grid of 4 rates per (method, schedule) = 12 × 2 + 4 constant cells; CIFAR-10:
         // per method (12).
         assert_eq!((grids(Data::Imdb), grids(Data::Cifar10)), (112, 48));
-        // The order: IMDB seed 0 (Gaussian) first, then CIFAR-10 seed 0, more seeds, mc-bnb.
+        // The order: IMDB seed 0 (Gaussian) first, then CIFAR-10 seed 0, more seeds, the
+        // constant-rate baselines, mc-bnb.
         let first_final = jobs.iter().find(|j| !j.is_grid()).unwrap();
         assert_eq!(
             first_final.name(),
@@ -563,9 +564,9 @@ mod tests {
             "imdb-identity-exponential-gaussian-seed1",
             "imdb-lr-bisr-cosine-gaussian-seed2",
             "cifar10-bsr-exponential-gaussian-seed1",
+            "cifar10-bisr-constant-gaussian-seed1",
             "imdb-bsr-exponential-mc-bnb-seed0",
             "cifar10-lr-bisr-cosine-mc-bnb-seed1",
-            "cifar10-bisr-constant-gaussian-seed1",
         ];
         assert!(order.windows(2).all(|w| pos(w[0]) < pos(w[1])), "{order:?}");
         // lr- methods right after their plain forms (after its grid for the first seed).
