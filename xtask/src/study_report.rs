@@ -420,9 +420,16 @@ fn pp(c: &TInterval) -> String {
     )
 }
 
-/// The intervals of the paired table's rows of one data set and comparison kind: (label,
-/// interval or `None` for a single pair).
-fn intervals(p: &Table, ds: &str, kind: &str) -> Result<Vec<(String, Option<TInterval>)>> {
+/// One paired comparison of the paired table: its label, the mean difference and, from two
+/// pairs on, its interval.
+struct Pair {
+    label: String,
+    mean: f64,
+    ci: Option<TInterval>,
+}
+
+/// The paired table's rows of one data set and comparison kind.
+fn intervals(p: &Table, ds: &str, kind: &str) -> Result<Vec<Pair>> {
     let mut out = Vec::new();
     for r in p.rows.iter().filter(|r| r[0] == ds && r[2] == kind) {
         let label = if kind == "lr-aware" {
@@ -430,57 +437,92 @@ fn intervals(p: &Table, ds: &str, kind: &str) -> Result<Vec<(String, Option<TInt
         } else {
             format!("{} {} vs constant ({})", r[3], r[5], r[1])
         };
+        let mean = p.num(r, "mean_diff")?;
         let ci = match (p.opt_num(r, "ci95_low")?, p.opt_num(r, "ci95_high")?) {
             (Some(low), Some(high)) => Some(TInterval {
                 n: p.num(r, "pairs")? as usize,
-                mean: p.num(r, "mean_diff")?,
+                mean,
                 sd: p.opt_num(r, "std_diff")?.unwrap_or(0.0),
                 low,
                 high,
             }),
             _ => None,
         };
-        out.push((label, ci));
+        out.push(Pair { label, mean, ci });
     }
     Ok(out)
 }
 
 /// One sentence on a family of paired comparisons: how many intervals lie above 0, below 0,
-/// or contain it, naming the ones that do not contain 0.
-fn verdict(what: &str, better: &str, xs: &[(String, Option<TInterval>)]) -> String {
+/// or contain it, naming the ones that do not contain 0; then the comparisons with a single
+/// pair so far, by the sign of their difference (a direction, not evidence).
+fn verdict(what: &str, better: &str, xs: &[Pair]) -> String {
     if xs.is_empty() {
         return format!("{what}: no paired runs yet.");
     }
+    let with: Vec<(&str, TInterval)> = xs
+        .iter()
+        .filter_map(|x| x.ci.map(|c| (x.label.as_str(), c)))
+        .collect();
     let list = |want: Option<bool>| -> Vec<String> {
-        xs.iter()
-            .filter_map(|(l, c)| {
-                c.filter(|c| c.sign() == want)
-                    .map(|c| format!("{l}: {}", pp(&c)))
-            })
+        with.iter()
+            .filter(|(_, c)| c.sign() == want)
+            .map(|(l, c)| format!("{l}: {}", pp(c)))
             .collect()
     };
-    let (up, down, zero) = (list(Some(true)), list(Some(false)), list(None));
-    let single = xs.iter().filter(|x| x.1.is_none()).count();
-    let mut s = format!(
-        "{what} (paired, 95 % t-interval of the difference): {better} in {} of {} comparisons",
-        up.len(),
-        xs.len()
-    );
-    if !up.is_empty() {
-        write!(s, " ({})", up.join("; ")).ok();
+    let mut s = String::new();
+    if !with.is_empty() {
+        let (up, down, zero) = (list(Some(true)), list(Some(false)), list(None));
+        write!(
+            s,
+            "{what} (paired, 95 % t-interval of the difference): {better} in {} of {} comparisons",
+            up.len(),
+            with.len()
+        )
+        .ok();
+        if !up.is_empty() {
+            write!(s, " ({})", up.join("; ")).ok();
+        }
+        write!(s, ", worse in {}", down.len()).ok();
+        if !down.is_empty() {
+            write!(s, " ({})", down.join("; ")).ok();
+        }
+        write!(
+            s,
+            "; in {} the interval includes 0 (no detectable difference with these seeds)",
+            zero.len()
+        )
+        .ok();
     }
-    write!(s, ", worse in {}", down.len()).ok();
-    if !down.is_empty() {
-        write!(s, " ({})", down.join("; ")).ok();
-    }
-    write!(
-        s,
-        "; in {} the interval includes 0 (no detectable difference with these seeds)",
-        zero.len()
-    )
-    .ok();
-    if single > 0 {
-        write!(s, "; {single} have one seed so far (no interval)").ok();
+    let single: Vec<f64> = xs
+        .iter()
+        .filter(|x| x.ci.is_none())
+        .map(|x| x.mean)
+        .collect();
+    if !single.is_empty() {
+        let count = |f: fn(f64) -> bool| single.iter().filter(|&&d| f(d)).count();
+        let (lo, hi) = single
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &d| {
+                (a.min(d), b.max(d))
+            });
+        let n = single.len();
+        write!(
+            s,
+            "{}{n} comparison{} with one seed so far (no interval yet): {better} in {}, worse in {}, equal in {}, differences {:+.2} to {:+.2} pp",
+            if with.is_empty() {
+                format!("{what}: ")
+            } else {
+                "; ".into()
+            },
+            if n == 1 { "" } else { "s" },
+            count(|d| d > 0.0),
+            count(|d| d < 0.0),
+            count(|d| d == 0.0),
+            100.0 * lo,
+            100.0 * hi
+        )
+        .ok();
     }
     s.push('.');
     s
@@ -525,7 +567,7 @@ pub fn findings(summary: &Table, paired_t: &Table, errors: Option<&Table>) -> Re
         if let Some(e) = errors.map(|t| crate::study_errors::finding(t, d.name())) {
             write!(s, "{} ", e?.unwrap_or_default())?;
         }
-        with_interval += lr.iter().chain(&sch).filter(|x| x.1.is_some()).count();
+        with_interval += lr.iter().chain(&sch).filter(|x| x.ci.is_some()).count();
         writeln!(
             s,
             "{}",
@@ -627,6 +669,9 @@ mod tests {
             ("bisr", "constant", 0, 0.70),
             ("bisr", "constant", 1, 0.71),
             ("bisr", "constant", 2, 0.72),
+            // One seed so far: a direction without an interval.
+            ("bsr", "exponential", 0, 0.80),
+            ("lr-bsr", "exponential", 0, 0.79),
         ]);
         let sm = summarize(&full).unwrap();
         let row = sm
@@ -638,7 +683,11 @@ mod tests {
         assert!((sm.num(row, "mean").unwrap() - 0.81).abs() < 1e-12);
         assert!((sm.num(row, "std").unwrap() - 0.01).abs() < 1e-12);
         let p = paired(&full).unwrap();
-        let lr = p.rows.iter().find(|r| r[2] == "lr-aware").unwrap();
+        let lr = p
+            .rows
+            .iter()
+            .find(|r| r[2] == "lr-aware" && r[3] == "lr-bisr")
+            .unwrap();
         // Differences 0.01, 0.02, 0.02: mean 0.016667, sd 0.0057735, t_{0.975,2} = 4.302653.
         assert_eq!(
             (lr[3].as_str(), lr[4].as_str(), p.num(lr, "pairs").unwrap()),
@@ -670,6 +719,12 @@ mod tests {
         assert!(
             text.contains(
                 "better in 1 of 1 comparisons (lr-bisr vs bisr (exponential, gaussian): +1.67 pp"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "; 1 comparison with one seed so far (no interval yet): better in 0, worse in 1, equal in 0, differences -1.00 to -1.00 pp."
             ),
             "{text}"
         );
