@@ -349,7 +349,9 @@ enum Outcome {
 }
 
 /// Trains one run into its folder: resumes its checkpoint when it has one of the same config,
-/// starts over otherwise (a run of an older plan).
+/// starts over otherwise (a run of an older plan). Also returns the fraction of the run's steps
+/// left at its start (below 1 for a resumed run: the ETA must not take its short wall time for
+/// the trainer's speed).
 fn train_one(
     rd: &RunDir,
     job: &Job,
@@ -357,16 +359,19 @@ fn train_one(
     lr: f64,
     cfg: &TrainConfig,
     stop: &Arc<AtomicBool>,
-) -> Result<Outcome> {
+) -> Result<(Outcome, f64)> {
     let dir = run_dir(rd, job);
     let ck = lrmf_train::checkpoint::Checkpoint::load(&dir)
         .ok()
-        .flatten();
-    let resume = ck.is_some_and(|c| c.header.config_hash == cfg.hash());
+        .flatten()
+        .filter(|c| c.header.config_hash == cfg.hash());
+    let resume = ck.is_some();
     if !resume && dir.exists() {
         std::fs::remove_dir_all(&dir).with_context(|| format!("cannot clear {}", dir.display()))?;
     }
-    let bar = ProgressBar::new(cfg.shape().total_steps as u64);
+    let total = cfg.shape().total_steps;
+    let left = ck.map_or(1.0, |c| left_fraction(c.header.step, total));
+    let bar = ProgressBar::new(total as u64);
     bar.set_style(
         ProgressStyle::with_template(
             "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} ETA {eta}",
@@ -377,7 +382,7 @@ fn train_one(
     let mut progress = RunBar(bar.clone());
     let out = lrmf_train::train(cfg, &dir, resume, stop.clone(), &mut progress);
     bar.finish_and_clear();
-    Ok(match out {
+    let outcome = match out {
         Ok(sm) if !sm.completed => Outcome::Interrupted,
         Ok(sm) => Outcome::Finished(Box::new(RunResult::from_summary(
             job, s, lr, cfg, &sm, &dir,
@@ -387,7 +392,17 @@ fn train_one(
             Outcome::Finished(Box::new(RunResult::new(job, s, lr, cfg, why)))
         }
         Err(e) => Outcome::Failed(e.to_string()),
-    })
+    };
+    Ok((outcome, left))
+}
+
+/// The fraction of a run's `total` steps still to train after `step` (in [0, 1]).
+fn left_fraction(step: usize, total: usize) -> f64 {
+    if total == 0 {
+        0.0
+    } else {
+        total.saturating_sub(step) as f64 / total as f64
+    }
 }
 
 /// The progress line of a finished run.
@@ -539,7 +554,8 @@ fn step(x: &Study, job: &Job, st: &mut State, ses: &mut Session) -> Result<bool>
     }
     ses.started += 1;
     let t = Instant::now();
-    match train_one(x.rd, job, s, lr, &cfg, x.stop)? {
+    let (outcome, left) = train_one(x.rd, job, s, lr, &cfg, x.stop)?;
+    match outcome {
         Outcome::Interrupted => {
             println!(
                 "accuracy study: interrupted during {}; run the same command to resume",
@@ -564,7 +580,7 @@ fn step(x: &Study, job: &Job, st: &mut State, ses: &mut Session) -> Result<bool>
                 l.record(job, &r)?;
             }
             let run_s = t.elapsed().as_secs_f64();
-            ses.est_sum += job.estimate(s);
+            ses.est_sum += job.estimate(s) * left;
             ses.real_sum += run_s;
             ses.done += 1;
             st.results.insert(r.name.clone(), (*r).clone());
@@ -669,6 +685,33 @@ mod tests {
         )
         .unwrap();
         r
+    }
+
+    #[test]
+    fn a_resumed_run_counts_only_its_left_part_for_the_eta() {
+        // A run resumed at step 735 of 980 trains a quarter of its estimate: 200 s of a 800 s
+        // estimate is the trainer's expected speed (1), not a 4× faster one.
+        let left = left_fraction(735, 980);
+        assert_eq!(left, 0.25);
+        let ses = Session {
+            clock: Instant::now(),
+            planned: 1,
+            done: 1,
+            started: 1,
+            failed: 0,
+            est_sum: 800.0 * left,
+            real_sum: 200.0,
+        };
+        assert_eq!(ses.speed(), 1.0);
+        assert_eq!(
+            (
+                left_fraction(0, 980),
+                left_fraction(980, 980),
+                left_fraction(999, 980)
+            ),
+            (1.0, 0.0, 0.0)
+        );
+        assert_eq!(left_fraction(0, 0), 0.0);
     }
 
     #[test]
