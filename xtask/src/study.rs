@@ -3,8 +3,8 @@
 //! config, its expected cost and its place in the order. The order puts the most informative
 //! runs first (IMDB seed 0 under the Gaussian accountant, then CIFAR-10 seed 0, then more seeds,
 //! then the constant-schedule baselines, then balls-in-bins accounting), so a study stopped
-//! early still answers the main questions (does lr-awareness help, does the schedule help); each grid run comes just before the first final run
-//! that needs its learning rate.
+//! early still answers the main questions (does lr-awareness help, does the schedule help);
+//! each grid run comes just before the first final run that needs its learning rate.
 
 use crate::table::f;
 use crate::train_config::RunSpec;

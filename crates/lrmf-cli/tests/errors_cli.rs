@@ -6,12 +6,10 @@ mod common;
 
 use common::{check_bad, json};
 use serde_json::Value;
-use std::path::PathBuf;
 
 #[test]
 fn reference_entries_through_the_cli() {
-    let path = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo test"))
-        .join("../../../shared/reference/errors.json");
+    let path = common::repo().join("../shared/reference/errors.json");
     let text =
         std::fs::read_to_string(&path).expect("shared/reference/errors.json beside the repository");
     let entries: Vec<Value> = serde_json::from_str(&text).unwrap();

@@ -343,10 +343,7 @@ fn sizes_the_machine_cannot_hold_are_errors() {
 fn training_logs_each_epoch_without_a_terminal_and_releases_the_model() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("smoke");
-    let config = std::path::PathBuf::from(
-        std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo test"),
-    )
-    .join("../../configs/smoke.toml");
+    let config = common::repo().join("configs/smoke.toml");
     let config = config.to_str().unwrap();
     // Output captured by the test: not a terminal, as under nohup or in CI.
     let out = lrmf(&["train", "--config", config, "--out", run.to_str().unwrap()]);

@@ -4,17 +4,13 @@
 
 mod common;
 
-use common::{check_bad, json, lrmf};
+use common::{check_bad, json, lrmf, repo};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
 fn rel(a: f64, b: f64) -> f64 {
     (a - b).abs() / b.abs()
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo test")).join("../..")
 }
 
 #[test]

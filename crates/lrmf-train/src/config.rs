@@ -954,10 +954,7 @@ delta = 1e-5
 
     #[test]
     fn shipped_configs_are_valid() {
-        let dir = std::path::PathBuf::from(
-            std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo test"),
-        )
-        .join("../../configs");
+        let dir = lrmf_data::setup::workspace_root().join("configs");
         let mut count = 0;
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();

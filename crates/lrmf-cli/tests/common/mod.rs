@@ -4,7 +4,15 @@
 #![allow(dead_code)]
 
 use serde_json::Value;
+use std::path::PathBuf;
 use std::process::{Command, Output};
+
+/// The root of the checkout under test, found at run time (see
+/// [`lrmf_data::setup::workspace_root`]: a compile-time path can name another checkout that
+/// shares the target directory).
+pub fn repo() -> PathBuf {
+    lrmf_data::setup::workspace_root()
+}
 
 /// Runs `lrmf ARGS`.
 pub fn lrmf(args: &[&str]) -> Output {

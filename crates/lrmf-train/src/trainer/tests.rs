@@ -723,10 +723,7 @@ fn noise_state_round_trips_through_the_compact_encoding() {
 
 #[test]
 fn shipped_smoke_config_runs_and_leaves_metrics_and_summary() {
-    let path = std::path::PathBuf::from(
-        std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo test"),
-    )
-    .join("../../configs/smoke.toml");
+    let path = lrmf_data::setup::workspace_root().join("configs/smoke.toml");
     let cfg = TrainConfig::from_toml_file(&path).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let s = train(
