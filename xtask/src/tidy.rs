@@ -55,8 +55,10 @@ mod tests {
         "release.rs",
     ];
 
+    /// The checkout under test, found at run time (a compile-time path can name another
+    /// checkout that shares the target directory: `lrmf_data::setup::run_time_workspace_root`).
     fn root() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+        crate::run::workspace_root()
     }
 
     fn layer(name: &str) -> Option<u32> {
