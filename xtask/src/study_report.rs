@@ -507,9 +507,14 @@ fn verdict(what: &str, better: &str, xs: &[Pair]) -> String {
                 (a.min(d), b.max(d))
             });
         let n = single.len();
+        let range = if n == 1 {
+            format!("difference {:+.2} pp", 100.0 * lo)
+        } else {
+            format!("differences {:+.2} to {:+.2} pp", 100.0 * lo, 100.0 * hi)
+        };
         write!(
             s,
-            "{}{n} comparison{} with one seed so far (no interval yet): {better} in {}, worse in {}, equal in {}, differences {:+.2} to {:+.2} pp",
+            "{}{n} comparison{} with one seed so far (no interval yet): {better} in {}, worse in {}, equal in {}, {range}",
             if with.is_empty() {
                 format!("{what}: ")
             } else {
@@ -519,8 +524,6 @@ fn verdict(what: &str, better: &str, xs: &[Pair]) -> String {
             count(|d| d > 0.0),
             count(|d| d < 0.0),
             count(|d| d == 0.0),
-            100.0 * lo,
-            100.0 * hi
         )
         .ok();
     }
@@ -724,7 +727,7 @@ mod tests {
         );
         assert!(
             text.contains(
-                "; 1 comparison with one seed so far (no interval yet): better in 0, worse in 1, equal in 0, differences -1.00 to -1.00 pp."
+                "; 1 comparison with one seed so far (no interval yet): better in 0, worse in 1, equal in 0, difference -1.00 pp."
             ),
             "{text}"
         );
